@@ -1,0 +1,154 @@
+/*
+ * config — see config.h.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+typedef enum { T_INT, T_STR } opt_type;
+
+typedef struct opt {
+    const char *flag; /* without leading -- */
+    const char *env;
+    opt_type type;
+    size_t off;
+    size_t size; /* T_STR buffer size */
+    const char *def;
+    long min, max; /* T_INT bounds */
+    const char *help;
+} opt;
+
+#define STR(f) T_STR, offsetof(gd_config, f), sizeof(((gd_config *)0)->f)
+#define INT(f) T_INT, offsetof(gd_config, f), 0
+
+static const opt opts[] = {
+    {"host", "GROOVED_HOST", STR(host), "127.0.0.1", 0, 0, "address to listen on"},
+    {"port", "GROOVED_PORT", INT(port), "8787", 0, 65535, "TCP port (0 picks a free port)"},
+    {"data-dir", "GROOVED_DATA_DIR", STR(data_dir), "./data", 0, 0,
+     "directory of the durable store and the embedded KV view"},
+    {"kv", "GROOVED_KV", STR(kv), "sqlite", 0, 0, "KV view backend: sqlite"},
+    {"web-root", "GROOVED_WEB_ROOT", STR(web_root), GD_WEB_ROOT_DEFAULT, 0, 0,
+     "directory of the web page's files"},
+    {"evict-after", "GROOVED_EVICT_AFTER", INT(evict_after), "30", 0, 86400,
+     "seconds a session with no players stays in memory"},
+    {"checkpoint-every", "GROOVED_CHECKPOINT_EVERY", INT(checkpoint_every), "256", 1, 1000000,
+     "ops between full checkpoints of a session"},
+    {"create-rate", "GROOVED_CREATE_RATE", INT(create_rate), "100", 1, 1000000,
+     "sessions one client IP may create per minute (create, remix, publish)"},
+    {"trusted-proxy", "GROOVED_TRUSTED_PROXY", STR(trusted_proxy), "", 0, 0,
+     "peer address whose X-Forwarded-For is believed"},
+    {"ws-rate", "GROOVED_WS_RATE", INT(ws_rate), "200", 1, 1000000,
+     "WebSocket messages per second per connection (bursts of twice that)"},
+    {"out-cap-kb", "GROOVED_OUT_CAP_KB", INT(out_cap_kb), "4096", 64, 1048576,
+     "KiB queued to one slow reader before it is disconnected"},
+    {"idle-timeout", "GROOVED_IDLE_TIMEOUT", INT(idle_timeout), "90", 5, 86400,
+     "seconds without any frame or pong before a socket is closed"},
+    {"log-level", "GROOVED_LOG_LEVEL", STR(log_level), "info", 0, 0,
+     "error, warn, info or debug"},
+    {"debug-routes", "GROOVED_DEBUG_ROUTES", INT(debug_routes), "0", 0, 1,
+     "1 enables /api/debug/..."},
+};
+
+static int set_value(gd_config *cfg, const opt *o, const char *v, const char *src, FILE *err)
+{
+    char *p = (char *)cfg + o->off;
+    if (o->type == T_STR) {
+        if (strlen(v) >= o->size) {
+            fprintf(err, "grooved: %s %s: value too long (max %zu bytes)\n", src, o->flag,
+                    o->size - 1);
+            return -EINVAL;
+        }
+        memcpy(p, v, strlen(v) + 1);
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || *v == '\0' || *end != '\0' || n < o->min || n > o->max) {
+        fprintf(err, "grooved: %s %s: '%s' is not an integer from %ld to %ld\n", src, o->flag, v,
+                o->min, o->max);
+        return -EINVAL;
+    }
+    *(int *)p = (int)n;
+    return 0;
+}
+
+void gd_config_help(FILE *out)
+{
+    fprintf(out, "usage: grooved [--flag value]...\n\n"
+                 "Real-time collaborative step-sequencer server.\n\n");
+    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+        fprintf(out, "  --%-18s %s (env %s, default \"%s\")\n", opts[i].flag, opts[i].help,
+                opts[i].env, opts[i].def);
+    fprintf(out, "  --%-18s print this help\n", "help");
+}
+
+int gd_config_load(gd_config *cfg, int argc, char **argv, FILE *err)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    size_t n = sizeof(opts) / sizeof(opts[0]);
+    for (size_t i = 0; i < n; i++)
+        if (set_value(cfg, &opts[i], opts[i].def, "default", err))
+            return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        const char *v = getenv(opts[i].env);
+        if (v && set_value(cfg, &opts[i], v, "environment", err))
+            return -EINVAL;
+    }
+    for (int a = 1; a < argc; a++) {
+        const char *arg = argv[a];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            gd_config_help(stdout);
+            return 1;
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            fprintf(err, "grooved: unexpected argument '%s' (see --help)\n", arg);
+            return -EINVAL;
+        }
+        const char *name = arg + 2, *eq = strchr(name, '=');
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        const opt *o = NULL;
+        for (size_t i = 0; i < n; i++)
+            if (strlen(opts[i].flag) == nlen && strncmp(opts[i].flag, name, nlen) == 0)
+                o = &opts[i];
+        if (!o) {
+            fprintf(err, "grooved: unknown flag '%s' (see --help)\n", arg);
+            return -EINVAL;
+        }
+        const char *v = eq ? eq + 1 : (a + 1 < argc ? argv[++a] : NULL);
+        if (!v) {
+            fprintf(err, "grooved: flag --%s needs a value\n", o->flag);
+            return -EINVAL;
+        }
+        if (set_value(cfg, o, v, "flag", err))
+            return -EINVAL;
+    }
+    if (gd_log_level_from_name(cfg->log_level) < 0) {
+        fprintf(err, "grooved: log-level '%s' is not one of error, warn, info, debug\n",
+                cfg->log_level);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+void gd_config_describe(const gd_config *cfg, char *out, size_t len)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]) && used < len; i++) {
+        const char *p = (const char *)cfg + opts[i].off;
+        int w = opts[i].type == T_STR
+                    ? snprintf(out + used, len - used, "%s%s=%s", i ? " " : "", opts[i].flag, p)
+                    : snprintf(out + used, len - used, "%s%s=%d", i ? " " : "", opts[i].flag,
+                               *(const int *)p);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+}

@@ -1,0 +1,119 @@
+/*
+ * kv_sqlite — the embedded KV view backend: one SQLite file (kv.db) in the
+ * data directory, table kv(id, updated_at, value). The view is regenerable,
+ * so it commits with synchronous=NORMAL. Storage thread only.
+ */
+#include "kv.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+typedef struct kv_sqlite {
+    sqlite3 *db;
+    sqlite3_stmt *put, *get;
+} kv_sqlite;
+
+static void kv_close(void *ctx);
+
+static int kv_open(void **out, const char *dir)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/kv.db", dir);
+    kv_sqlite *kv = calloc(1, sizeof(*kv));
+    if (!kv)
+        return -ENOMEM;
+    int rc = sqlite3_open_v2(path, &kv->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(kv->db,
+                          "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                          "CREATE TABLE IF NOT EXISTS kv(id TEXT PRIMARY KEY, updated_at INTEGER "
+                          "NOT NULL, value TEXT NOT NULL) WITHOUT ROWID;"
+                          "CREATE INDEX IF NOT EXISTS kv_updated ON kv(updated_at);",
+                          NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(kv->db, "INSERT OR REPLACE INTO kv(id, updated_at, value) "
+                                "VALUES(?1, ?2, ?3)", -1, &kv->put, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(kv->db, "SELECT value FROM kv WHERE id = ?1", -1, &kv->get, NULL);
+    if (rc != SQLITE_OK) {
+        gd_log(GD_LOG_ERROR, "kv_sqlite: cannot open %s: %s", path,
+               kv->db ? sqlite3_errmsg(kv->db) : "out of memory");
+        kv_close(kv);
+        return -EIO;
+    }
+    *out = kv;
+    return 0;
+}
+
+static void kv_close(void *ctx)
+{
+    kv_sqlite *kv = ctx;
+    if (!kv)
+        return;
+    sqlite3_finalize(kv->put);
+    sqlite3_finalize(kv->get);
+    sqlite3_close(kv->db);
+    free(kv);
+}
+
+static int kv_put(void *ctx, const char *id, const char *json, size_t len, int64_t updated_at)
+{
+    kv_sqlite *kv = ctx;
+    sqlite3_bind_text(kv->put, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(kv->put, 2, updated_at);
+    sqlite3_bind_text(kv->put, 3, json, (int)len, SQLITE_STATIC);
+    int rc = sqlite3_step(kv->put);
+    sqlite3_reset(kv->put);
+    sqlite3_clear_bindings(kv->put);
+    if (rc != SQLITE_DONE) {
+        gd_log(GD_LOG_WARN, "kv_sqlite: put %s failed: %s (%d)", id, sqlite3_errmsg(kv->db),
+               sqlite3_extended_errcode(kv->db));
+        return -EIO;
+    }
+    return 0;
+}
+
+static int kv_get(void *ctx, const char *id, char **json)
+{
+    kv_sqlite *kv = ctx;
+    *json = NULL;
+    sqlite3_bind_text(kv->get, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(kv->get), ret = -ENOENT;
+    if (rc == SQLITE_ROW) {
+        const char *v = (const char *)sqlite3_column_text(kv->get, 0);
+        *json = v ? strdup(v) : NULL;
+        ret = *json ? 0 : -ENOMEM;
+    } else if (rc != SQLITE_DONE) {
+        ret = -EIO;
+    }
+    sqlite3_reset(kv->get);
+    sqlite3_clear_bindings(kv->get);
+    return ret;
+}
+
+static int kv_each_id(void *ctx, void (*fn)(void *arg, const char *id), void *arg)
+{
+    kv_sqlite *kv = ctx;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(kv->db, "SELECT id FROM kv", -1, &st, NULL) != SQLITE_OK)
+        return -EIO;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        fn(arg, (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+const gd_kv_ops gd_kv_sqlite = {
+    .name = "sqlite",
+    .open = kv_open,
+    .close = kv_close,
+    .put = kv_put,
+    .get = kv_get,
+    .each_id = kv_each_id,
+};

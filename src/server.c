@@ -1,0 +1,263 @@
+/*
+ * server — the lws context and its single protocol callback, the periodic
+ * tick, signal handling and the graceful-shutdown sequence:
+ *
+ *   RUNNING ──SIGINT/SIGTERM──▶ FLUSHING (commit everything, write KV views
+ *   and checkpoints) ──▶ CLOSING (sockets closed with 1012) ──▶ DONE
+ *
+ * The loop thread runs everything here; the storage thread only wakes it.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "http_api.h"
+#include "log.h"
+#include "session.h"
+#include "ws.h"
+
+const double gd_hist_bounds_ms[GD_HIST_BUCKETS] = {0.1, 0.25, 0.5, 1,   2.5,  5,
+                                                   10,  25,   50,  100, 1000, 10000};
+
+void gd_hist_add(gd_hist *h, double v)
+{
+    int i = 0;
+    while (i < GD_HIST_BUCKETS && v > gd_hist_bounds_ms[i])
+        i++;
+    h->counts[i]++;
+    h->n++;
+    h->sum_ms += v;
+}
+
+gd_server *gd_server_of(struct lws *wsi)
+{
+    return lws_context_user(lws_get_context(wsi));
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    gd_server *srv = gd_server_of(wsi);
+    gd_conn *c = user;
+    switch (reason) {
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        if (srv && srv->store)
+            gd_store_drain(srv->store);
+        return 0;
+    case LWS_CALLBACK_HTTP:
+        c->wsi = wsi;
+        return gd_http_on_request(srv, c, in);
+    case LWS_CALLBACK_HTTP_BODY:
+        return gd_http_on_body(srv, c, in, len);
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        return gd_http_on_body_done(srv, c);
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return c ? gd_http_on_writable(srv, c) : 0;
+    case LWS_CALLBACK_CLOSED_HTTP:
+        if (c)
+            gd_http_on_closed(srv, c);
+        return 0;
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: /* no per-connection data yet */
+        return gd_http_confirm_upgrade(srv, wsi);
+    case LWS_CALLBACK_ESTABLISHED:
+        c->wsi = wsi;
+        return gd_ws_on_established(srv, c);
+    case LWS_CALLBACK_RECEIVE:
+        return gd_ws_on_receive(srv, c, in, len);
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return gd_ws_on_writable(srv, c);
+    case LWS_CALLBACK_CLOSED:
+        if (srv->shutdown_phase >= 3) { /* context teardown: no broadcasts */
+            gd_conn_clear_queue(c);
+            gd_buf_free(&c->rx);
+            return 0;
+        }
+        gd_ws_on_closed(srv, c);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static const struct lws_protocols protocols[] = {
+    {"grooved", callback, sizeof(gd_conn), GD_MAX_MESSAGE, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static gd_server *signal_target;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (signal_target) {
+        signal_target->stop_requested = 1;
+        lws_cancel_service(signal_target->ctx);
+    }
+}
+
+static void wake_loop(void *arg)
+{
+    gd_server *srv = arg;
+    lws_cancel_service(srv->ctx);
+}
+
+static void collect_id(void *arg, const char *id)
+{
+    gd_server *srv = arg;
+    if (gd_idset_add(&srv->ids, id) != 0)
+        gd_log(GD_LOG_WARN, "ignoring stored session with malformed id '%.40s'", id);
+}
+
+static void close_all_players(gd_server *srv)
+{
+    for (size_t i = 0; i < srv->sessions.nbuckets; i++)
+        for (gd_session *s = srv->sessions.buckets[i]; s; s = s->hnext)
+            for (int k = 0; k < s->nplayers; k++)
+                gd_ws_close(s->players[k], 1012, "server restart");
+}
+
+static size_t count_players(gd_server *srv)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < srv->sessions.nbuckets; i++)
+        for (gd_session *s = srv->sessions.buckets[i]; s; s = s->hnext)
+            n += (size_t)s->nplayers;
+    return n;
+}
+
+static void tick_cb(lws_sorted_usec_list_t *sul)
+{
+    gd_server *srv = lws_container_of(sul, gd_server, tick_sul);
+    if (srv->shutdown_phase == 0)
+        gd_sessions_tick(srv);
+    lws_sul_schedule(srv->ctx, 0, &srv->tick_sul, tick_cb,
+                     srv->shutdown_phase ? 20 * LWS_US_PER_MS : LWS_US_PER_SEC);
+}
+
+/* Advances the shutdown sequence; called after every loop turn. */
+static void shutdown_step(gd_server *srv)
+{
+    if (srv->stop_requested && srv->shutdown_phase == 0) {
+        srv->shutdown_phase = 1;
+        srv->shutdown_started_ms = gd_now_ms();
+        gd_log(GD_LOG_INFO, "shutting down: committing and writing KV views of %zu sessions",
+               srv->sessions.n);
+        lws_sul_schedule(srv->ctx, 0, &srv->tick_sul, tick_cb, 20 * LWS_US_PER_MS);
+    }
+    int64_t waited = gd_now_ms() - srv->shutdown_started_ms;
+    if (srv->shutdown_phase == 1) {
+        if (gd_sessions_flush_all(srv) || waited > 15000) {
+            if (waited > 15000)
+                gd_log(GD_LOG_ERROR, "shutdown: storage did not settle in 15 s; closing anyway");
+            srv->shutdown_phase = 2;
+            close_all_players(srv);
+        }
+    } else if (srv->shutdown_phase == 2) {
+        if (count_players(srv) == 0 || waited > 20000)
+            srv->shutdown_phase = 3;
+    }
+}
+
+int gd_server_run(const gd_config *cfg)
+{
+    static gd_server srv_storage;
+    gd_server *srv = &srv_storage;
+    memset(srv, 0, sizeof(*srv));
+    srv->cfg = *cfg;
+    gd_log_level = gd_log_level_from_name(cfg->log_level);
+    gd_idset_init(&srv->ids);
+    int rc = gd_sessions_init(srv);
+    if (rc)
+        return 1;
+
+    const gd_kv_ops *kv = gd_kv_find(cfg->kv);
+    if (!kv) {
+        gd_log(GD_LOG_ERROR, "unknown KV backend '%s' (known: sqlite)", cfg->kv);
+        return 1;
+    }
+    if ((rc = gd_store_open(&srv->store, cfg->data_dir, kv, wake_loop, srv)) != 0) {
+        gd_log(GD_LOG_ERROR, "cannot open the store in %s: %s", cfg->data_dir, strerror(-rc));
+        return 1;
+    }
+    if ((rc = gd_store_each_id(srv->store, collect_id, srv)) != 0) {
+        gd_log(GD_LOG_ERROR, "cannot list stored sessions: %s", strerror(-rc));
+        gd_store_close(srv->store);
+        return 1;
+    }
+
+    lws_set_log_level(LLL_ERR, NULL);
+    static const lws_retry_bo_t retry = {
+        .secs_since_valid_ping = 30,
+        .secs_since_valid_hangup = 90,
+    };
+    lws_retry_bo_t *policy = malloc(sizeof(*policy));
+    if (!policy) {
+        gd_store_close(srv->store);
+        return 1;
+    }
+    *policy = retry;
+    policy->secs_since_valid_hangup = (uint16_t)cfg->idle_timeout;
+    if (policy->secs_since_valid_ping >= policy->secs_since_valid_hangup)
+        policy->secs_since_valid_ping = (uint16_t)(cfg->idle_timeout / 3);
+
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof(info));
+    info.port = cfg->port;
+    info.iface = cfg->host;
+    info.protocols = protocols;
+    info.user = srv;
+    info.vhost_name = "grooved";
+    info.retry_and_idle_policy = policy;
+    info.timeout_secs = 30;
+    info.pt_serv_buf_size = 32 * 1024;
+    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+    srv->ctx = lws_create_context(&info);
+    if (!srv->ctx) {
+        gd_log(GD_LOG_ERROR, "cannot listen on %s:%d", cfg->host, cfg->port);
+        gd_store_close(srv->store);
+        free(policy);
+        return 1;
+    }
+    srv->vhost = lws_get_vhost_by_name(srv->ctx, "grooved");
+    srv->port = srv->vhost ? lws_get_vhost_listen_port(srv->vhost) : cfg->port;
+    if ((rc = gd_store_start(srv->store)) != 0) {
+        gd_log(GD_LOG_ERROR, "cannot start the storage thread: %s", strerror(-rc));
+        lws_context_destroy(srv->ctx);
+        gd_store_close(srv->store);
+        free(policy);
+        return 1;
+    }
+
+    signal_target = srv;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char desc[1024];
+    gd_config_describe(cfg, desc, sizeof(desc));
+    gd_log(GD_LOG_INFO, "config: %s", desc);
+    gd_log(GD_LOG_INFO, "grooved listening on http://%s:%d (data dir %s, KV view %s, %zu sessions known)",
+           cfg->host, srv->port, cfg->data_dir, kv->name, srv->ids.n);
+
+    lws_sul_schedule(srv->ctx, 0, &srv->tick_sul, tick_cb, LWS_US_PER_SEC);
+    while (srv->shutdown_phase < 3) {
+        if (lws_service(srv->ctx, 0) < 0)
+            break;
+        shutdown_step(srv);
+    }
+    lws_sul_cancel(&srv->tick_sul);
+    lws_sul_cancel(&srv->flush_sul);
+    srv->shutdown_phase = 3;
+    lws_context_destroy(srv->ctx);
+    gd_store_close(srv->store);
+    gd_sessions_free(srv);
+    gd_idset_free(&srv->ids);
+    free(srv->rate);
+    free(policy);
+    gd_log(GD_LOG_INFO, "stopped");
+    return 0;
+}

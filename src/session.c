@@ -1,0 +1,1113 @@
+/*
+ * session — see session.h. The batch bookkeeping lives here because it is
+ * the output gate: a batch remembers which sessions it touched (to advance
+ * their durable_opno and release their output) and who sent each op (to tell
+ * them when the commit fails).
+ */
+#include "session.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hash.h"
+#include "http_api.h"
+#include "log.h"
+
+typedef struct touch {
+    gd_session *s;
+    int64_t opno;
+} touch;
+
+typedef struct sender {
+    uint64_t serial;
+    gd_session *s;
+    int64_t opno;
+    char *client_seq; /* owned JSON text or NULL */
+    int64_t at_us;
+} sender;
+
+struct gd_batch {
+    gd_server *srv;
+    gd_job *job;
+    touch *touched;
+    size_t nt, capt;
+    sender *senders;
+    size_t ns, caps;
+};
+
+static void on_commit_done(gd_job *job);
+static void on_load_done(gd_job *job);
+static void on_kv_done(gd_job *job);
+static void release(gd_server *srv, gd_session *s);
+static void rollback(gd_server *srv, gd_session *s, gd_batch *failed);
+static void complete_join(gd_server *srv, gd_session *s, gd_conn *c);
+static void try_kv_flush(gd_server *srv, gd_session *s);
+static gd_msg *build_snapshot(gd_server *srv, gd_session *s, gd_conn *to);
+static void session_free(gd_server *srv, gd_session *s);
+
+/* ---- registry --------------------------------------------------------- */
+
+static size_t bucket_of(const gd_server *srv, const char *id)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = id; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    return (size_t)h & (srv->sessions.nbuckets - 1);
+}
+
+int gd_sessions_init(gd_server *srv)
+{
+    srv->sessions.nbuckets = 1024;
+    srv->sessions.buckets = calloc(srv->sessions.nbuckets, sizeof(gd_session *));
+    return srv->sessions.buckets ? 0 : -ENOMEM;
+}
+
+gd_session *gd_session_find(gd_server *srv, const char *id)
+{
+    for (gd_session *s = srv->sessions.buckets[bucket_of(srv, id)]; s; s = s->hnext)
+        if (strcmp(s->id, id) == 0)
+            return s;
+    return NULL;
+}
+
+static void table_grow(gd_server *srv)
+{
+    gd_session_table *t = &srv->sessions;
+    size_t nb = t->nbuckets * 2;
+    gd_session **b = calloc(nb, sizeof(*b));
+    if (!b)
+        return; /* keep the longer chains */
+    gd_session **old = t->buckets;
+    size_t oldn = t->nbuckets;
+    t->buckets = b;
+    t->nbuckets = nb;
+    for (size_t i = 0; i < oldn; i++) {
+        for (gd_session *s = old[i], *n; s; s = n) {
+            n = s->hnext;
+            size_t k = bucket_of(srv, s->id);
+            s->hnext = b[k];
+            b[k] = s;
+        }
+    }
+    free(old);
+}
+
+static void table_insert(gd_server *srv, gd_session *s)
+{
+    if (srv->sessions.n + 1 > srv->sessions.nbuckets)
+        table_grow(srv);
+    size_t k = bucket_of(srv, s->id);
+    s->hnext = srv->sessions.buckets[k];
+    srv->sessions.buckets[k] = s;
+    srv->sessions.n++;
+}
+
+static void table_remove(gd_server *srv, gd_session *s)
+{
+    for (gd_session **pp = &srv->sessions.buckets[bucket_of(srv, s->id)]; *pp;
+         pp = &(*pp)->hnext) {
+        if (*pp == s) {
+            *pp = s->hnext;
+            srv->sessions.n--;
+            return;
+        }
+    }
+}
+
+static void session_free(gd_server *srv, gd_session *s)
+{
+    table_remove(srv, s);
+    gd_record_clear(&s->rec);
+    free(s);
+}
+
+static gd_session *session_new(const char *id)
+{
+    gd_session *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    snprintf(s->id, sizeof(s->id), "%s", id);
+    s->durable_opno = -1;
+    s->kv_opno = -1;
+    gd_state_init(&s->rec.state);
+    return s;
+}
+
+static void batch_free(gd_batch *b)
+{
+    if (!b)
+        return;
+    for (size_t i = 0; i < b->ns; i++)
+        free(b->senders[i].client_seq);
+    free(b->senders);
+    free(b->touched);
+    gd_job_free(b->job);
+    free(b);
+}
+
+void gd_sessions_free(gd_server *srv)
+{
+    for (size_t i = 0; i < srv->sessions.nbuckets; i++) {
+        for (gd_session *s = srv->sessions.buckets[i], *n; s; s = n) {
+            n = s->hnext;
+            gd_record_clear(&s->rec);
+            free(s);
+        }
+    }
+    free(srv->sessions.buckets);
+    srv->sessions.buckets = NULL;
+    batch_free(srv->open);
+    srv->open = NULL;
+}
+
+/* ---- batches ---------------------------------------------------------- */
+
+static gd_batch *open_batch(gd_server *srv)
+{
+    if (srv->open)
+        return srv->open;
+    gd_batch *b = calloc(1, sizeof(*b));
+    if (!b)
+        return NULL;
+    b->job = gd_job_new(GD_JOB_COMMIT);
+    if (!b->job) {
+        free(b);
+        return NULL;
+    }
+    b->srv = srv;
+    b->job->arg = b;
+    b->job->done = on_commit_done;
+    srv->open = b;
+    return b;
+}
+
+/* Makes room for one more touched session and one more sender, so that
+ * nothing can fail between applying an op and recording it. */
+static int batch_reserve(gd_batch *b)
+{
+    if (b->nt == b->capt) {
+        size_t cap = b->capt ? b->capt * 2 : 16;
+        touch *t = realloc(b->touched, cap * sizeof(*t));
+        if (!t)
+            return -ENOMEM;
+        b->touched = t;
+        b->capt = cap;
+    }
+    if (b->ns == b->caps) {
+        size_t cap = b->caps ? b->caps * 2 : 16;
+        sender *n = realloc(b->senders, cap * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        b->senders = n;
+        b->caps = cap;
+    }
+    return 0;
+}
+
+/* Records that b holds rows of s up to opno. The session remembers its entry
+ * in the open batch, so this is O(1). Requires batch_reserve first. */
+static void batch_touch(gd_batch *b, gd_session *s, int64_t opno)
+{
+    if (s->touch_batch == b) {
+        b->touched[s->touch_idx].opno = opno;
+        return;
+    }
+    s->touch_batch = b;
+    s->touch_idx = b->nt;
+    b->touched[b->nt++] = (touch){s, opno};
+    s->batch_refs++;
+}
+
+static int add_checkpoint(gd_server *srv, gd_session *s, bool track)
+{
+    gd_batch *b = open_batch(srv);
+    if (!b)
+        return -ENOMEM;
+    gd_buf buf;
+    gd_buf_init(&buf);
+    gd_record_write(&buf, &s->rec, true);
+    size_t len;
+    char *text = gd_buf_steal(&buf, &len);
+    if (!text || batch_reserve(b) != 0 ||
+        gd_job_add_row(b->job, GD_ROW_CKPT, s->id, (int64_t)s->rec.opno, text, len) != 0)
+        return -ENOMEM;
+    if (track)
+        batch_touch(b, s, (int64_t)s->rec.opno);
+    s->ckpt_opno = (int64_t)s->rec.opno;
+    return 0;
+}
+
+static void flush_cb(lws_sorted_usec_list_t *sul)
+{
+    gd_server *srv = lws_container_of(sul, gd_server, flush_sul);
+    srv->flush_scheduled = false;
+    if (srv->inflight || !srv->open || srv->open->job->nrows == 0)
+        return;
+    gd_batch *b = srv->open;
+    srv->open = NULL;
+    srv->inflight = b;
+    for (size_t i = 0; i < b->nt; i++)
+        b->touched[i].s->touch_batch = NULL;
+    gd_hist_add(&srv->m.ops_per_commit, (double)b->job->nrows);
+    gd_store_submit(srv->store, b->job);
+}
+
+void gd_sessions_schedule_flush(gd_server *srv)
+{
+    if (srv->inflight || srv->flush_scheduled || !srv->open || srv->open->job->nrows == 0)
+        return;
+    srv->flush_scheduled = true;
+    /* Run at the end of this loop turn, so every op read in it shares the commit. */
+    lws_sul_schedule(srv->ctx, 0, &srv->flush_sul, flush_cb, 1);
+}
+
+static gd_conn *player_by_serial(gd_session *s, uint64_t serial)
+{
+    for (int i = 0; i < s->nplayers; i++)
+        if (s->players[i]->serial == serial)
+            return s->players[i];
+    return NULL;
+}
+
+static void on_commit_done(gd_job *job)
+{
+    gd_batch *b = job->arg;
+    gd_server *srv = b->srv;
+    srv->inflight = NULL;
+    gd_hist_add(&srv->m.commit_ms, (double)(job->finished_us - job->submitted_us) / 1000.0);
+    if (job->rc == 0) {
+        int64_t now = gd_now_us();
+        for (size_t i = 0; i < b->ns; i++)
+            gd_hist_add(&srv->m.ack_ms, (double)(now - b->senders[i].at_us) / 1000.0);
+        for (size_t i = 0; i < b->nt; i++) {
+            gd_session *s = b->touched[i].s;
+            s->batch_refs--;
+            if (b->touched[i].opno > s->durable_opno)
+                s->durable_opno = b->touched[i].opno;
+            release(srv, s);
+        }
+    } else {
+        gd_log(GD_LOG_ERROR, "commit of %zu rows failed: %s; rolling back %zu sessions",
+               job->nrows, strerror(-job->rc), b->nt);
+        for (size_t i = 0; i < b->nt; i++) {
+            gd_session *s = b->touched[i].s;
+            s->batch_refs--;
+            rollback(srv, s, b);
+        }
+    }
+    batch_free(b);
+    gd_sessions_schedule_flush(srv);
+}
+
+/* Sends what the gate now allows and answers HTTP requests that were waiting
+ * for this durability. */
+static void release(gd_server *srv, gd_session *s)
+{
+    for (int i = 0; i < s->nplayers; i++)
+        if (gd_conn_can_send(s->players[i], s->durable_opno))
+            lws_callback_on_writable(s->players[i]->wsi);
+    for (gd_conn *c = s->waiters, *n; c; c = n) {
+        n = c->wnext;
+        if (c->wait == GD_WAIT_DURABLE && c->wait_opno <= s->durable_opno) {
+            gd_session_unwait(c);
+            gd_http_ready(c);
+        }
+    }
+    if (s->kv_flush_wanted)
+        try_kv_flush(srv, s);
+}
+
+static void notify_failed(gd_server *srv, gd_session *s, gd_batch *b)
+{
+    for (size_t i = 0; b && i < b->ns; i++) {
+        if (b->senders[i].s != s)
+            continue;
+        gd_conn *c = player_by_serial(s, b->senders[i].serial);
+        if (c)
+            gd_session_send_error(srv, c, GD_E_STORAGE_UNAVAILABLE,
+                                  "The change could not be saved; it was not applied",
+                                  b->senders[i].client_seq);
+    }
+}
+
+/* A commit holding ops of s failed: drop everything of s that is not durable
+ * (its rows in the open batch too, since they were applied on top), tell the
+ * senders, and reload s from the durable store. */
+static void rollback(gd_server *srv, gd_session *s, gd_batch *failed)
+{
+    if (s->st == GD_SESS_LOADING)
+        return; /* already rolled back for an earlier row of this batch */
+    notify_failed(srv, s, failed);
+    gd_batch *o = srv->open;
+    if (o) {
+        notify_failed(srv, s, o);
+        size_t w = 0;
+        for (size_t i = 0; i < o->job->nrows; i++) {
+            if (strcmp(o->job->rows[i].id, s->id) == 0) {
+                o->job->bytes -= o->job->rows[i].len;
+                free(o->job->rows[i].text);
+            } else {
+                o->job->rows[w++] = o->job->rows[i];
+            }
+        }
+        o->job->nrows = w;
+        w = 0;
+        for (size_t i = 0; i < o->nt; i++) {
+            if (o->touched[i].s == s) {
+                s->batch_refs--;
+                s->touch_batch = NULL;
+            } else {
+                o->touched[i].s->touch_idx = w;
+                o->touched[w++] = o->touched[i];
+            }
+        }
+        o->nt = w;
+        w = 0;
+        for (size_t i = 0; i < o->ns; i++) {
+            if (o->senders[i].s == s)
+                free(o->senders[i].client_seq);
+            else
+                o->senders[w++] = o->senders[i];
+        }
+        o->ns = w;
+    }
+    for (int i = 0; i < s->nplayers; i++) {
+        gd_conn_drop_gated(s->players[i], s->durable_opno);
+        lws_rx_flow_control(s->players[i]->wsi, 0);
+    }
+    for (gd_conn *c = s->waiters, *n; c; c = n) {
+        n = c->wnext;
+        if (c->wait == GD_WAIT_DURABLE && c->wait_opno > s->durable_opno) {
+            gd_session_unwait(c);
+            gd_http_set_json(c, 503, "{\"error\":\"Storage unavailable\",\"message\":\"The "
+                                     "change could not be saved; it was not applied\"}");
+            gd_http_ready(c);
+        }
+    }
+    srv->m.rejected_storage++;
+    gd_record_clear(&s->rec);
+    gd_state_init(&s->rec.state);
+    s->st = GD_SESS_LOADING;
+    gd_job *job = gd_job_new(GD_JOB_LOAD);
+    if (!job) {
+        gd_log(GD_LOG_ERROR, "session %s: out of memory while rolling back", s->id);
+        return;
+    }
+    snprintf(job->id, sizeof(job->id), "%s", s->id);
+    job->arg = srv;
+    job->done = on_load_done;
+    gd_store_submit(srv->store, job);
+}
+
+/* ---- loading ---------------------------------------------------------- */
+
+gd_session *gd_session_acquire(gd_server *srv, const char *id)
+{
+    gd_session *s = gd_session_find(srv, id);
+    if (s)
+        return s;
+    s = session_new(id);
+    gd_job *job = gd_job_new(GD_JOB_LOAD);
+    if (!s || !job) {
+        free(s);
+        gd_job_free(job);
+        return NULL;
+    }
+    s->st = GD_SESS_LOADING;
+    s->empty_since_ms = gd_now_ms();
+    table_insert(srv, s);
+    snprintf(job->id, sizeof(job->id), "%s", id);
+    job->arg = srv;
+    job->done = on_load_done;
+    gd_store_submit(srv->store, job);
+    return s;
+}
+
+static void fail_load(gd_server *srv, gd_session *s, int status, const char *body)
+{
+    for (int i = 0; i < s->nplayers; i++) {
+        gd_conn *c = s->players[i];
+        gd_conn_clear_queue(c);
+        c->closing = true;
+        c->close_code = 1011;
+        c->close_reason = "session unavailable";
+        c->session = NULL;
+        c->joined = false;
+        lws_rx_flow_control(c->wsi, 1);
+        lws_callback_on_writable(c->wsi);
+    }
+    s->nplayers = 0;
+    for (gd_conn *c = s->waiters, *n; c; c = n) {
+        n = c->wnext;
+        gd_session_unwait(c);
+        gd_http_set_json(c, status, body);
+        gd_http_ready(c);
+    }
+    if (s->batch_refs == 0)
+        session_free(srv, s);
+}
+
+static void on_load_done(gd_job *job)
+{
+    gd_server *srv = job->arg;
+    gd_session *s = gd_session_find(srv, job->id);
+    if (!s || s->st != GD_SESS_LOADING) {
+        gd_job_free(job);
+        return;
+    }
+    if (job->rc != 0) {
+        gd_log(GD_LOG_ERROR, "session %s: load failed: %s", s->id, strerror(-job->rc));
+        fail_load(srv, s, 503, "{\"error\":\"Storage unavailable\"}");
+        gd_job_free(job);
+        return;
+    }
+    gd_load_source src = job->source;
+    if (src == GD_SRC_NONE && !gd_idset_has(&srv->ids, s->id)) {
+        fail_load(srv, s, 404, "{\"error\":\"Session not found\"}");
+        gd_job_free(job);
+        return;
+    }
+    if (src == GD_SRC_NONE) {
+        src = GD_SRC_DEFAULT;
+        gd_record_init(&s->rec, s->id, gd_now_ms());
+    } else {
+        s->rec = job->rec;
+        memset(&job->rec, 0, sizeof(job->rec));
+        gd_state_init(&job->rec.state);
+    }
+    s->st = GD_SESS_LIVE;
+    if (src == GD_SRC_DURABLE) {
+        s->durable_opno = (int64_t)s->rec.opno;
+        s->ckpt_opno = job->ckpt_opno;
+        srv->m.loads_durable++;
+    } else {
+        /* The durable store has never seen it: its first row is a checkpoint. */
+        s->durable_opno = -1;
+        s->kv_opno = src == GD_SRC_KV ? 0 : -1;
+        if (add_checkpoint(srv, s, true) != 0)
+            gd_log(GD_LOG_ERROR, "session %s: out of memory queueing its checkpoint", s->id);
+        gd_sessions_schedule_flush(srv);
+        if (src == GD_SRC_KV)
+            srv->m.loads_kv++;
+        else
+            srv->m.loads_default++;
+    }
+    gd_log(GD_LOG_INFO, "session %s: loaded from %s (opno %llu, serverSeq %llu, %d ops replayed, %.2f ms)",
+           s->id, src == GD_SRC_DURABLE ? "durable store" : src == GD_SRC_KV ? "KV view" : "defaults",
+           (unsigned long long)s->rec.opno, (unsigned long long)s->rec.server_seq, job->replayed,
+           (double)(job->finished_us - job->submitted_us) / 1000.0);
+    gd_job_free(job);
+
+    for (int i = 0; i < s->nplayers; i++) {
+        gd_conn *c = s->players[i];
+        if (!c->joined) {
+            complete_join(srv, s, c);
+        } else { /* reloaded after a failed commit: resynchronise */
+            gd_msg *m = build_snapshot(srv, s, c);
+            if (m)
+                gd_session_send(srv, c, m, (int64_t)s->rec.opno);
+            gd_msg_unref(m);
+            lws_rx_flow_control(c->wsi, 1);
+        }
+    }
+    for (gd_conn *c = s->waiters, *n; c; c = n) {
+        n = c->wnext;
+        if (c->wait == GD_WAIT_LOAD) {
+            gd_session_unwait(c);
+            c->cont(c, s);
+        }
+    }
+}
+
+gd_session *gd_session_create(gd_server *srv, gd_record *rec)
+{
+    gd_session *s = session_new(rec->id);
+    if (!s)
+        return NULL;
+    s->rec = *rec;
+    memset(rec, 0, sizeof(*rec));
+    gd_state_init(&rec->state);
+    s->st = GD_SESS_LIVE;
+    s->empty_since_ms = gd_now_ms();
+    if (gd_idset_add(&srv->ids, s->id) != 0 || add_checkpoint(srv, s, true) != 0) {
+        gd_record_clear(&s->rec);
+        free(s);
+        return NULL;
+    }
+    table_insert(srv, s);
+    srv->m.sessions_created++;
+    gd_sessions_schedule_flush(srv);
+    return s;
+}
+
+/* ---- the single writer ------------------------------------------------ */
+
+int gd_session_apply_op(gd_server *srv, gd_session *s, gd_op *op, gd_conn *sender,
+                        const char *client_seq, gd_op_err *err, int64_t *opno)
+{
+    gd_batch *b = open_batch(srv);
+    gd_buf log;
+    gd_buf_init(&log);
+    if (op->at == 0)
+        op->at = gd_now_ms();
+    gd_op_write_log(&log, op);
+    size_t len;
+    char *text = gd_buf_steal(&log, &len);
+    /* Reserve everything before applying, so an allocation failure can never
+     * leave an applied op unlogged. */
+    if (!b || !text || batch_reserve(b) != 0 ||
+        gd_job_add_row(b->job, GD_ROW_OP, s->id, (int64_t)s->rec.opno + 1, text, len) != 0) {
+        err->code = GD_E_STORAGE_UNAVAILABLE;
+        snprintf(err->message, sizeof(err->message), "Out of memory");
+        return -ENOMEM;
+    }
+    gd_apply_res res;
+    int rc = gd_apply(&s->rec, op, &res, err);
+    if (rc != 0) {
+        b->job->nrows--;
+        b->job->bytes -= b->job->rows[b->job->nrows].len;
+        free(b->job->rows[b->job->nrows].text);
+        return rc;
+    }
+    batch_touch(b, s, (int64_t)s->rec.opno);
+    if (sender)
+        b->senders[b->ns++] = (struct sender){sender->serial, s, (int64_t)s->rec.opno,
+                                              client_seq ? strdup(client_seq) : NULL,
+                                              gd_now_us()};
+    if ((int64_t)s->rec.opno - s->ckpt_opno >= srv->cfg.checkpoint_every)
+        add_checkpoint(srv, s, true);
+    srv->m.mutations[op->type]++;
+    *opno = (int64_t)s->rec.opno;
+
+    if (op->type == GD_OP_REPLACE_STATE) {
+        gd_session_snapshot_all(srv, s);
+    } else {
+        gd_buf out;
+        gd_buf_init(&out);
+        gd_op_write_broadcast(&out, &s->rec, op, &res, sender ? sender->player_id : NULL,
+                              client_seq);
+        gd_msg *m = out.len ? gd_msg_new(out.p, out.len) : NULL;
+        gd_buf_free(&out);
+        for (int i = 0; m && i < s->nplayers; i++)
+            if (s->players[i]->joined)
+                gd_session_send(srv, s->players[i], m, *opno);
+        gd_msg_unref(m);
+    }
+    gd_sessions_schedule_flush(srv);
+    return 0;
+}
+
+/* ---- output ----------------------------------------------------------- */
+
+void gd_session_send(gd_server *srv, gd_conn *c, gd_msg *m, int64_t gate)
+{
+    if (c->closing)
+        return;
+    if (gd_conn_enqueue(c, m, gate, (size_t)srv->cfg.out_cap_kb * 1024) != 0) {
+        gd_log(GD_LOG_WARN, "conn %llu session %s: output queue over %d KiB, closing slow reader",
+               (unsigned long long)c->serial, c->session ? c->session->id : "-",
+               srv->cfg.out_cap_kb);
+        srv->m.lagging_closed++;
+        gd_conn_clear_queue(c);
+        c->closing = true;
+        c->close_code = 1008;
+        c->close_reason = "slow reader";
+        lws_callback_on_writable(c->wsi);
+        return;
+    }
+    int64_t durable = c->session ? c->session->durable_opno : INT64_MAX;
+    if (gd_conn_can_send(c, durable))
+        lws_callback_on_writable(c->wsi);
+}
+
+static void send_buf(gd_server *srv, gd_conn *c, gd_buf *b, int64_t gate)
+{
+    gd_msg *m = b->oom ? NULL : gd_msg_new(b->p, b->len);
+    if (m)
+        gd_session_send(srv, c, m, gate);
+    gd_msg_unref(m);
+}
+
+void gd_session_send_error(gd_server *srv, gd_conn *c, const char *code, const char *message,
+                           const char *client_seq)
+{
+    gd_buf b;
+    gd_buf_init(&b);
+    gd_buf_puts(&b, "{\"type\":\"error\",\"code\":");
+    gd_json_str(&b, code);
+    gd_buf_puts(&b, ",\"message\":");
+    gd_json_str(&b, message);
+    if (client_seq)
+        gd_buf_printf(&b, ",\"clientSeq\":%s", client_seq);
+    gd_buf_putc(&b, '}');
+    send_buf(srv, c, &b, 0);
+    gd_buf_free(&b);
+    gd_metrics *m = &srv->m;
+    uint64_t *counter = strcmp(code, GD_E_INVALID_JSON) == 0       ? &m->rejected_invalid_json
+                        : strcmp(code, GD_E_MESSAGE_TOO_LARGE) == 0 ? &m->rejected_too_large
+                        : strcmp(code, GD_E_UNKNOWN_TYPE) == 0      ? &m->rejected_unknown_type
+                        : strcmp(code, GD_E_INVALID_FIELD) == 0     ? &m->rejected_invalid_field
+                        : strcmp(code, GD_E_TRACK_NOT_FOUND) == 0   ? &m->rejected_track_not_found
+                        : strcmp(code, GD_E_TOO_MANY_TRACKS) == 0   ? &m->rejected_too_many_tracks
+                        : strcmp(code, GD_E_SESSION_PUBLISHED) == 0 ? &m->rejected_published
+                        : strcmp(code, GD_E_RATE_LIMITED) == 0      ? &m->rejected_rate_limited
+                                                                    : &m->rejected_storage;
+    (*counter)++;
+}
+
+static void write_player(gd_buf *b, const gd_conn *c)
+{
+    gd_buf_puts(b, "{\"id\":");
+    gd_json_str(b, c->player_id);
+    gd_buf_printf(b, ",\"connectedAt\":%lld,\"lastMessageAt\":%lld,\"messageCount\":%lld",
+                  (long long)c->connected_at, (long long)c->last_message_at,
+                  (long long)c->message_count);
+    gd_buf_puts(b, ",\"color\":");
+    gd_json_str(b, c->ident.color);
+    gd_buf_printf(b, ",\"colorIndex\":%d,\"animal\":", c->ident.color_index);
+    gd_json_str(b, c->ident.animal);
+    gd_buf_puts(b, ",\"name\":");
+    gd_json_str(b, c->ident.name);
+    gd_buf_putc(b, '}');
+}
+
+static gd_msg *build_snapshot(gd_server *srv, gd_session *s, gd_conn *to)
+{
+    (void)srv;
+    gd_buf b;
+    gd_buf_init(&b);
+    gd_buf_puts(&b, "{\"type\":\"snapshot\",\"state\":");
+    gd_state_write(&b, &s->rec.state);
+    gd_buf_puts(&b, ",\"players\":[");
+    bool first = true;
+    for (int i = 0; i < s->nplayers; i++) {
+        gd_conn *c = s->players[i];
+        if (!c->joined && c != to)
+            continue;
+        if (!first)
+            gd_buf_putc(&b, ',');
+        first = false;
+        write_player(&b, c);
+    }
+    gd_buf_puts(&b, "],\"playerId\":");
+    gd_json_str(&b, to->player_id);
+    gd_buf_printf(&b, ",\"immutable\":%s,\"snapshotTimestamp\":%lld,\"playingPlayerIds\":[",
+                  s->rec.immutable ? "true" : "false", (long long)gd_now_ms());
+    first = true;
+    for (int i = 0; i < s->nplayers; i++) {
+        if (!s->players[i]->joined || !s->players[i]->playing)
+            continue;
+        if (!first)
+            gd_buf_putc(&b, ',');
+        first = false;
+        gd_json_str(&b, s->players[i]->player_id);
+    }
+    gd_buf_puts(&b, "]}");
+    gd_msg *m = b.oom ? NULL : gd_msg_new(b.p, b.len);
+    gd_buf_free(&b);
+    return m;
+}
+
+static void send_snapshot(gd_server *srv, gd_session *s, gd_conn *c)
+{
+    gd_msg *m = build_snapshot(srv, s, c);
+    if (m)
+        gd_session_send(srv, c, m, (int64_t)s->rec.opno);
+    gd_msg_unref(m);
+}
+
+void gd_session_snapshot_all(gd_server *srv, gd_session *s)
+{
+    for (int i = 0; i < s->nplayers; i++)
+        if (s->players[i]->joined)
+            send_snapshot(srv, s, s->players[i]);
+}
+
+/* Sends b to every joined player except `except`. */
+static void send_others(gd_server *srv, gd_session *s, gd_conn *except, gd_buf *b, int64_t gate)
+{
+    gd_msg *m = b->oom ? NULL : gd_msg_new(b->p, b->len);
+    for (int i = 0; m && i < s->nplayers; i++)
+        if (s->players[i]->joined && s->players[i] != except)
+            gd_session_send(srv, s->players[i], m, gate);
+    gd_msg_unref(m);
+}
+
+/* ---- players ---------------------------------------------------------- */
+
+static void complete_join(gd_server *srv, gd_session *s, gd_conn *c)
+{
+    c->joined = true;
+    send_snapshot(srv, s, c);
+    gd_buf b;
+    gd_buf_init(&b);
+    gd_buf_puts(&b, "{\"type\":\"player_joined\",\"player\":");
+    write_player(&b, c);
+    gd_buf_putc(&b, '}');
+    send_others(srv, s, c, &b, 0);
+    gd_buf_free(&b);
+    lws_rx_flow_control(c->wsi, 1);
+    gd_log(GD_LOG_INFO, "session %s: player %s (%s) joined, %d connected", s->id, c->player_id,
+           c->ident.name, s->nplayers);
+}
+
+void gd_session_join(gd_server *srv, gd_session *s, gd_conn *c)
+{
+    c->session = s;
+    s->players[s->nplayers++] = c;
+    s->empty_since_ms = 0;
+    if (s->st == GD_SESS_LIVE)
+        complete_join(srv, s, c);
+    else
+        lws_rx_flow_control(c->wsi, 0);
+}
+
+void gd_session_leave(gd_server *srv, gd_conn *c)
+{
+    gd_session *s = c->session;
+    gd_conn_clear_queue(c);
+    gd_buf_free(&c->rx);
+    if (!s)
+        return;
+    c->session = NULL;
+    int k = -1;
+    for (int i = 0; i < s->nplayers; i++)
+        if (s->players[i] == c)
+            k = i;
+    if (k < 0)
+        return;
+    s->players[k] = s->players[--s->nplayers];
+    if (c->joined) {
+        gd_buf b;
+        gd_buf_init(&b);
+        if (c->playing) {
+            gd_buf_puts(&b, "{\"type\":\"playback_stopped\",\"playerId\":");
+            gd_json_str(&b, c->player_id);
+            gd_buf_putc(&b, '}');
+            send_others(srv, s, c, &b, 0);
+            gd_buf_reset(&b);
+        }
+        gd_buf_puts(&b, "{\"type\":\"player_left\",\"playerId\":");
+        gd_json_str(&b, c->player_id);
+        gd_buf_putc(&b, '}');
+        send_others(srv, s, c, &b, 0);
+        gd_buf_free(&b);
+    }
+    c->joined = false;
+    gd_log(GD_LOG_INFO, "session %s: player %s left, %d connected", s->id, c->player_id,
+           s->nplayers);
+    if (s->nplayers == 0) {
+        s->empty_since_ms = gd_now_ms();
+        s->kv_flush_wanted = true;
+        try_kv_flush(srv, s);
+    }
+}
+
+/* ---- messages --------------------------------------------------------- */
+
+static bool rate_ok(gd_server *srv, gd_conn *c)
+{
+    int64_t now = gd_now_us();
+    double cap = 2.0 * srv->cfg.ws_rate;
+    if (c->tokens_at_us == 0)
+        c->tokens = cap;
+    else
+        c->tokens += (double)(now - c->tokens_at_us) * srv->cfg.ws_rate / 1e6;
+    if (c->tokens > cap)
+        c->tokens = cap;
+    c->tokens_at_us = now;
+    if (c->tokens < 1)
+        return false;
+    c->tokens -= 1;
+    return true;
+}
+
+static void handle_readonly(gd_server *srv, gd_session *s, gd_conn *c, const char *type,
+                            json_t *msg)
+{
+    gd_buf b;
+    gd_buf_init(&b);
+    if (strcmp(type, "play") == 0 || strcmp(type, "stop") == 0) {
+        bool play = type[1] == 'l';
+        c->playing = play;
+        gd_buf_puts(&b, play ? "{\"type\":\"playback_started\",\"playerId\":"
+                             : "{\"type\":\"playback_stopped\",\"playerId\":");
+        gd_json_str(&b, c->player_id);
+        if (play) {
+            gd_buf_printf(&b, ",\"startTime\":%lld,\"tempo\":", (long long)gd_now_ms());
+            gd_json_num(&b, s->rec.state.tempo);
+        }
+        gd_buf_putc(&b, '}');
+        send_others(srv, s, NULL, &b, 0);
+    } else if (strcmp(type, "state_hash") == 0) {
+        char h[9] = "";
+        gd_state_hash(&s->rec.state, h);
+        const char *theirs = json_string_value(json_object_get(msg, "hash"));
+        if (theirs && strcmp(theirs, h) == 0)
+            gd_buf_puts(&b, "{\"type\":\"state_hash_match\"}");
+        else
+            gd_buf_printf(&b, "{\"type\":\"state_mismatch\",\"serverHash\":\"%s\"}", h);
+        send_buf(srv, c, &b, (int64_t)s->rec.opno);
+    } else if (strcmp(type, "request_snapshot") == 0) {
+        send_snapshot(srv, s, c);
+    } else if (strcmp(type, "clock_sync_request") == 0) {
+        gd_buf_puts(&b, "{\"type\":\"clock_sync_response\"");
+        json_t *ct = json_object_get(msg, "clientTime");
+        if (ct) {
+            gd_buf_puts(&b, ",\"clientTime\":");
+            gd_json_value(&b, ct);
+        }
+        gd_buf_printf(&b, ",\"serverTime\":%lld}", (long long)gd_now_ms());
+        send_buf(srv, c, &b, 0);
+    } else { /* cursor_move */
+        gd_buf_puts(&b, "{\"type\":\"cursor_moved\",\"playerId\":");
+        gd_json_str(&b, c->player_id);
+        gd_buf_puts(&b, ",\"position\":");
+        json_t *pos = json_object_get(msg, "position");
+        if (pos)
+            gd_json_value(&b, pos);
+        else
+            gd_buf_puts(&b, "null");
+        gd_buf_puts(&b, ",\"color\":");
+        gd_json_str(&b, c->ident.color);
+        gd_buf_puts(&b, ",\"name\":");
+        gd_json_str(&b, c->ident.name);
+        gd_buf_putc(&b, '}');
+        send_others(srv, s, c, &b, 0);
+    }
+    gd_buf_free(&b);
+}
+
+void gd_session_on_message(gd_server *srv, gd_conn *c, const char *data, size_t len)
+{
+    gd_session *s = c->session;
+    if (!s || c->closing)
+        return;
+    c->last_message_at = gd_now_ms();
+    c->message_count++;
+    if (!rate_ok(srv, c)) {
+        gd_session_send_error(srv, c, GD_E_RATE_LIMITED, "Too many messages; slow down", NULL);
+        return;
+    }
+    json_error_t jerr;
+    json_t *msg = json_loadb(data, len, JSON_DECODE_INT_AS_REAL | JSON_DECODE_ANY, &jerr);
+    if (!msg) {
+        gd_session_send_error(srv, c, GD_E_INVALID_JSON, "Invalid JSON", NULL);
+        return;
+    }
+    if (!json_is_object(msg)) {
+        gd_session_send_error(srv, c, GD_E_INVALID_JSON, "Message must be a JSON object", NULL);
+        json_decref(msg);
+        return;
+    }
+    if (s->st != GD_SESS_LIVE) {
+        gd_session_send_error(srv, c, GD_E_STORAGE_UNAVAILABLE,
+                              "Session is reloading; retry shortly", NULL);
+        json_decref(msg);
+        return;
+    }
+    char *client_seq = NULL;
+    json_t *seq = json_object_get(msg, "seq");
+    if (seq) {
+        gd_buf b;
+        gd_buf_init(&b);
+        gd_json_value(&b, seq);
+        client_seq = gd_buf_steal(&b, NULL);
+    }
+    json_t *ack = json_object_get(msg, "ack");
+    if (json_is_number(ack) && json_number_value(ack) >= 0 &&
+        (double)s->rec.server_seq - json_number_value(ack) > 50)
+        send_snapshot(srv, s, c);
+
+    const char *type = json_string_value(json_object_get(msg, "type"));
+    static const char *const readonly[] = {"play", "stop", "state_hash", "request_snapshot",
+                                           "clock_sync_request", "cursor_move"};
+    for (size_t i = 0; type && i < sizeof(readonly) / sizeof(readonly[0]); i++) {
+        if (strcmp(type, readonly[i]) == 0) {
+            handle_readonly(srv, s, c, type, msg);
+            goto out;
+        }
+    }
+
+    gd_op op;
+    gd_op_err err;
+    if (gd_op_parse(msg, false, &op, &err) != 0) {
+        gd_session_send_error(srv, c, err.code, err.message, client_seq);
+        goto out;
+    }
+    if (s->rec.immutable && gd_op_is_mutating(op.type)) {
+        gd_session_send_error(srv, c, GD_E_SESSION_PUBLISHED,
+                              "This session is published and cannot be edited. Remix it to "
+                              "create an editable copy.",
+                              client_seq);
+    } else if (s->rec.immutable) {
+        /* mute/solo on a published session: relayed to the players, never stored. */
+        if (gd_state_find_track(&s->rec.state, op.track_id) < 0) {
+            gd_session_send_error(srv, c, GD_E_TRACK_NOT_FOUND, "Track not found", client_seq);
+        } else {
+            gd_buf b;
+            gd_buf_init(&b);
+            gd_apply_res res = {0};
+            gd_op_write_broadcast(&b, &s->rec, &op, &res, c->player_id, NULL);
+            send_others(srv, s, NULL, &b, (int64_t)s->rec.opno);
+            gd_buf_free(&b);
+        }
+    } else {
+        int64_t opno;
+        if (gd_session_apply_op(srv, s, &op, c, client_seq, &err, &opno) != 0)
+            gd_session_send_error(srv, c, err.code, err.message, client_seq);
+    }
+    gd_op_clear(&op);
+out:
+    free(client_seq);
+    json_decref(msg);
+}
+
+/* ---- HTTP waiters ----------------------------------------------------- */
+
+void gd_session_wait_load(gd_server *srv, gd_session *s, gd_conn *c, gd_http_cont cont)
+{
+    if (s->st == GD_SESS_LIVE) {
+        cont(c, s);
+        return;
+    }
+    c->wait = GD_WAIT_LOAD;
+    c->cont = cont;
+    c->session = s;
+    c->wprev = NULL;
+    c->wnext = s->waiters;
+    if (s->waiters)
+        s->waiters->wprev = c;
+    s->waiters = c;
+}
+
+void gd_session_wait_durable(gd_server *srv, gd_session *s, gd_conn *c, int64_t opno)
+{
+    if (s->durable_opno >= opno) {
+        gd_http_ready(c);
+        return;
+    }
+    c->wait = GD_WAIT_DURABLE;
+    c->wait_opno = opno;
+    c->session = s;
+    c->wprev = NULL;
+    c->wnext = s->waiters;
+    if (s->waiters)
+        s->waiters->wprev = c;
+    s->waiters = c;
+}
+
+void gd_session_unwait(gd_conn *c)
+{
+    gd_session *s = c->session;
+    if (c->wait == GD_WAIT_NONE || !s)
+        return;
+    if (c->wprev)
+        c->wprev->wnext = c->wnext;
+    else
+        s->waiters = c->wnext;
+    if (c->wnext)
+        c->wnext->wprev = c->wprev;
+    c->wnext = c->wprev = NULL;
+    c->wait = GD_WAIT_NONE;
+    c->session = NULL;
+}
+
+/* ---- KV view, eviction, shutdown -------------------------------------- */
+
+static void on_kv_done(gd_job *job)
+{
+    gd_server *srv = job->arg;
+    if (job->rc != 0) {
+        gd_log(GD_LOG_WARN, "session %s: KV view write failed after retries: %s", job->id,
+               strerror(-job->rc));
+        gd_session *s = gd_session_find(srv, job->id);
+        if (s)
+            s->kv_opno = -1; /* retried at eviction or shutdown */
+    }
+    gd_job_free(job);
+}
+
+static void kv_put(gd_server *srv, gd_session *s)
+{
+    gd_job *job = gd_job_new(GD_JOB_KV_PUT);
+    if (!job)
+        return;
+    gd_buf b;
+    gd_buf_init(&b);
+    gd_record_write(&b, &s->rec, false);
+    job->text = gd_buf_steal(&b, &job->len);
+    if (!job->text) {
+        gd_job_free(job);
+        return;
+    }
+    snprintf(job->id, sizeof(job->id), "%s", s->id);
+    job->updated_at = s->rec.updated_at;
+    job->arg = srv;
+    job->done = on_kv_done;
+    gd_store_submit(srv->store, job);
+    s->kv_opno = (int64_t)s->rec.opno;
+    srv->m.kv_writes_requested++;
+    gd_log(GD_LOG_INFO, "session %s: KV view written (opno %llu)", s->id,
+           (unsigned long long)s->rec.opno);
+}
+
+/* Writes the KV view once it would not be ahead of the durable store. */
+static void try_kv_flush(gd_server *srv, gd_session *s)
+{
+    if (s->st != GD_SESS_LIVE || s->durable_opno != (int64_t)s->rec.opno)
+        return; /* retried from release() when the batch commits */
+    s->kv_flush_wanted = false;
+    if (s->kv_opno != (int64_t)s->rec.opno)
+        kv_put(srv, s);
+}
+
+void gd_sessions_tick(gd_server *srv)
+{
+    int64_t now = gd_now_ms();
+    int64_t after = (int64_t)srv->cfg.evict_after * 1000;
+    for (size_t i = 0; i < srv->sessions.nbuckets; i++) {
+        for (gd_session *s = srv->sessions.buckets[i], *n; s; s = n) {
+            n = s->hnext;
+            if (s->st != GD_SESS_LIVE || s->nplayers || s->waiters || s->batch_refs ||
+                s->durable_opno != (int64_t)s->rec.opno || now - s->empty_since_ms < after)
+                continue;
+            bool kv = s->kv_opno != (int64_t)s->rec.opno;
+            if (kv)
+                kv_put(srv, s);
+            if (s->ckpt_opno != (int64_t)s->rec.opno && add_checkpoint(srv, s, false) != 0)
+                continue; /* keep it until a checkpoint can be queued */
+            gd_log(GD_LOG_INFO, "session %s: evicted after %llds idle (opno %llu, KV %s)", s->id,
+                   (long long)((now - s->empty_since_ms) / 1000),
+                   (unsigned long long)s->rec.opno, kv ? "written" : "already current");
+            srv->m.evictions++;
+            session_free(srv, s);
+        }
+    }
+    gd_sessions_schedule_flush(srv);
+}
+
+bool gd_sessions_flush_all(gd_server *srv)
+{
+    bool done = true;
+    for (size_t i = 0; i < srv->sessions.nbuckets; i++) {
+        for (gd_session *s = srv->sessions.buckets[i]; s; s = s->hnext) {
+            if (s->st != GD_SESS_LIVE)
+                continue; /* a load in flight: nothing of it is ahead of the store */
+            if (s->durable_opno != (int64_t)s->rec.opno) {
+                done = false;
+                continue;
+            }
+            if (s->kv_opno != (int64_t)s->rec.opno)
+                kv_put(srv, s);
+            if (s->ckpt_opno != (int64_t)s->rec.opno) {
+                add_checkpoint(srv, s, true);
+                done = false;
+            }
+        }
+    }
+    gd_sessions_schedule_flush(srv);
+    return done && !srv->inflight && (!srv->open || srv->open->job->nrows == 0) &&
+           gd_store_pending(srv->store) == 0;
+}

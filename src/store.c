@@ -1,0 +1,468 @@
+/*
+ * store — see store.h. SQLite result codes stay inside this file and are
+ * mapped to -EIO / -ENOSPC at its boundary; extended codes are logged.
+ *
+ * Fault injection: when the environment names GROOVED_FAULT_FILE and that
+ * file exists, every commit fails with -EIO before touching the database.
+ * Tests use it to simulate a failing disk without root or a full mount.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "op.h"
+
+struct gd_store {
+    sqlite3 *db;
+    sqlite3_stmt *ins_op, *put_ckpt, *del_ops, *get_ckpt, *get_ops;
+    const gd_kv_ops *kv;
+    void *kv_ctx;
+    void (*wake)(void *);
+    void *wake_arg;
+    const char *fault_file;
+
+    pthread_t thread;
+    bool started;
+    pthread_mutex_t mu; /* guards everything below */
+    pthread_cond_t cv;
+    gd_job *todo_head, *todo_tail;
+    gd_job *done_head, *done_tail;
+    bool stopping;
+    int pending;
+    gd_store_stats stats;
+};
+
+static void *storage_main(void *arg);
+static void run_commit(gd_store *st, gd_job *job);
+static void run_load(gd_store *st, gd_job *job);
+static void run_kv_put(gd_store *st, gd_job *job);
+static int map_rc(gd_store *st, int rc, const char *what);
+
+int64_t gd_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t gd_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+gd_job *gd_job_new(gd_job_type type)
+{
+    gd_job *job = calloc(1, sizeof(*job));
+    if (job)
+        job->type = type;
+    return job;
+}
+
+int gd_job_add_row(gd_job *job, gd_row_kind kind, const char *id, int64_t opno, char *text,
+                   size_t len)
+{
+    if (job->nrows == job->caprows) {
+        size_t cap = job->caprows ? job->caprows * 2 : 16;
+        gd_row *rows = realloc(job->rows, cap * sizeof(*rows));
+        if (!rows) {
+            free(text);
+            return -ENOMEM;
+        }
+        job->rows = rows;
+        job->caprows = cap;
+    }
+    gd_row *r = &job->rows[job->nrows++];
+    r->kind = kind;
+    snprintf(r->id, sizeof(r->id), "%s", id);
+    r->opno = opno;
+    r->text = text;
+    r->len = len;
+    job->bytes += len;
+    return 0;
+}
+
+void gd_job_free(gd_job *job)
+{
+    if (!job)
+        return;
+    for (size_t i = 0; i < job->nrows; i++)
+        free(job->rows[i].text);
+    free(job->rows);
+    free(job->text);
+    gd_record_clear(&job->rec);
+    free(job);
+}
+
+static int map_rc(gd_store *st, int rc, const char *what)
+{
+    if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW)
+        return 0;
+    gd_log(GD_LOG_ERROR, "store: %s failed: %s (extended code %d)", what, sqlite3_errmsg(st->db),
+           sqlite3_extended_errcode(st->db));
+    return (rc & 0xff) == SQLITE_FULL ? -ENOSPC : -EIO;
+}
+
+int gd_store_open(gd_store **out, const char *dir, const gd_kv_ops *kv,
+                  void (*wake)(void *), void *wake_arg)
+{
+    *out = NULL;
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        gd_log(GD_LOG_ERROR, "store: cannot create data directory %s: %s", dir, strerror(errno));
+        return -errno;
+    }
+    gd_store *st = calloc(1, sizeof(*st));
+    if (!st)
+        return -ENOMEM;
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_cond_init(&st->cv, NULL);
+    st->kv = kv;
+    st->wake = wake;
+    st->wake_arg = wake_arg;
+    st->fault_file = getenv("GROOVED_FAULT_FILE");
+
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/durable.db", dir);
+    int rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(st->db,
+                          "PRAGMA journal_mode=WAL;"
+                          "PRAGMA synchronous=FULL;"
+                          "PRAGMA wal_autocheckpoint=4000;"
+                          "CREATE TABLE IF NOT EXISTS sessions(id TEXT PRIMARY KEY, opno INTEGER "
+                          "NOT NULL, record TEXT NOT NULL) WITHOUT ROWID;"
+                          "CREATE TABLE IF NOT EXISTS ops(id TEXT NOT NULL, opno INTEGER NOT "
+                          "NULL, op TEXT NOT NULL, PRIMARY KEY(id, opno)) WITHOUT ROWID;",
+                          NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(st->db, "INSERT INTO ops(id, opno, op) VALUES(?1, ?2, ?3)", -1,
+                                &st->ins_op, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(st->db, "INSERT OR REPLACE INTO sessions(id, opno, record) "
+                                "VALUES(?1, ?2, ?3)", -1, &st->put_ckpt, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(st->db, "DELETE FROM ops WHERE id = ?1 AND opno <= ?2", -1,
+                                &st->del_ops, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(st->db, "SELECT opno, record FROM sessions WHERE id = ?1", -1,
+                                &st->get_ckpt, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(st->db, "SELECT opno, op FROM ops WHERE id = ?1 AND opno > ?2 "
+                                "ORDER BY opno", -1, &st->get_ops, NULL);
+    if (rc != SQLITE_OK) {
+        gd_log(GD_LOG_ERROR, "store: cannot open %s: %s", path,
+               st->db ? sqlite3_errmsg(st->db) : "out of memory");
+        gd_store_close(st);
+        return -EIO;
+    }
+    if ((rc = kv->open(&st->kv_ctx, dir)) != 0) {
+        gd_store_close(st);
+        return rc;
+    }
+    *out = st;
+    return 0;
+}
+
+int gd_store_each_id(gd_store *st, void (*fn)(void *arg, const char *id), void *arg)
+{
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(st->db, "SELECT id FROM sessions", -1, &q, NULL) != SQLITE_OK)
+        return -EIO;
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+        fn(arg, (const char *)sqlite3_column_text(q, 0));
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE)
+        return -EIO;
+    return st->kv->each_id(st->kv_ctx, fn, arg);
+}
+
+int gd_store_start(gd_store *st)
+{
+    int rc = pthread_create(&st->thread, NULL, storage_main, st);
+    if (rc != 0)
+        return -rc;
+    st->started = true;
+    return 0;
+}
+
+void gd_store_close(gd_store *st)
+{
+    if (!st)
+        return;
+    if (st->started) {
+        pthread_mutex_lock(&st->mu);
+        st->stopping = true;
+        pthread_cond_signal(&st->cv);
+        pthread_mutex_unlock(&st->mu);
+        pthread_join(st->thread, NULL);
+    }
+    for (gd_job *j = st->done_head, *n; j; j = n) {
+        n = j->next;
+        gd_job_free(j);
+    }
+    sqlite3_finalize(st->ins_op);
+    sqlite3_finalize(st->put_ckpt);
+    sqlite3_finalize(st->del_ops);
+    sqlite3_finalize(st->get_ckpt);
+    sqlite3_finalize(st->get_ops);
+    sqlite3_close(st->db);
+    if (st->kv_ctx)
+        st->kv->close(st->kv_ctx);
+    pthread_mutex_destroy(&st->mu);
+    pthread_cond_destroy(&st->cv);
+    free(st);
+}
+
+void gd_store_submit(gd_store *st, gd_job *job)
+{
+    job->next = NULL;
+    job->submitted_us = gd_now_us();
+    pthread_mutex_lock(&st->mu);
+    if (st->todo_tail)
+        st->todo_tail->next = job;
+    else
+        st->todo_head = job;
+    st->todo_tail = job;
+    st->pending++;
+    pthread_cond_signal(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+}
+
+int gd_store_drain(gd_store *st)
+{
+    pthread_mutex_lock(&st->mu);
+    gd_job *list = st->done_head;
+    st->done_head = st->done_tail = NULL;
+    pthread_mutex_unlock(&st->mu);
+    int n = 0;
+    while (list) {
+        gd_job *next = list->next;
+        pthread_mutex_lock(&st->mu);
+        st->pending--;
+        pthread_mutex_unlock(&st->mu);
+        list->next = NULL;
+        list->done(list);
+        list = next;
+        n++;
+    }
+    return n;
+}
+
+int gd_store_pending(gd_store *st)
+{
+    pthread_mutex_lock(&st->mu);
+    int n = st->pending;
+    pthread_mutex_unlock(&st->mu);
+    return n;
+}
+
+void gd_store_get_stats(gd_store *st, gd_store_stats *out)
+{
+    pthread_mutex_lock(&st->mu);
+    *out = st->stats;
+    pthread_mutex_unlock(&st->mu);
+}
+
+static void *storage_main(void *arg)
+{
+    gd_store *st = arg;
+    for (;;) {
+        pthread_mutex_lock(&st->mu);
+        while (!st->todo_head && !st->stopping)
+            pthread_cond_wait(&st->cv, &st->mu);
+        gd_job *job = st->todo_head;
+        if (!job) { /* stopping and drained */
+            pthread_mutex_unlock(&st->mu);
+            return NULL;
+        }
+        st->todo_head = job->next;
+        if (!st->todo_head)
+            st->todo_tail = NULL;
+        pthread_mutex_unlock(&st->mu);
+
+        switch (job->type) {
+        case GD_JOB_COMMIT: run_commit(st, job); break;
+        case GD_JOB_LOAD: run_load(st, job); break;
+        case GD_JOB_KV_PUT: run_kv_put(st, job); break;
+        }
+        job->finished_us = gd_now_us();
+
+        pthread_mutex_lock(&st->mu);
+        job->next = NULL;
+        if (st->done_tail)
+            st->done_tail->next = job;
+        else
+            st->done_head = job;
+        st->done_tail = job;
+        pthread_mutex_unlock(&st->mu);
+        st->wake(st->wake_arg);
+    }
+}
+
+static int step_reset(gd_store *st, sqlite3_stmt *s, const char *what)
+{
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return map_rc(st, rc, what);
+}
+
+static void run_commit(gd_store *st, gd_job *job)
+{
+    int64_t t0 = gd_now_us();
+    int rc = 0;
+    if (st->fault_file && access(st->fault_file, F_OK) == 0) {
+        gd_log(GD_LOG_WARN, "store: injected commit failure (%s exists)", st->fault_file);
+        rc = -EIO;
+        goto out;
+    }
+    rc = map_rc(st, sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL), "begin");
+    for (size_t i = 0; rc == 0 && i < job->nrows; i++) {
+        gd_row *r = &job->rows[i];
+        if (r->kind == GD_ROW_OP) {
+            sqlite3_bind_text(st->ins_op, 1, r->id, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st->ins_op, 2, r->opno);
+            sqlite3_bind_text(st->ins_op, 3, r->text, (int)r->len, SQLITE_STATIC);
+            rc = step_reset(st, st->ins_op, "append op");
+        } else {
+            sqlite3_bind_text(st->put_ckpt, 1, r->id, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st->put_ckpt, 2, r->opno);
+            sqlite3_bind_text(st->put_ckpt, 3, r->text, (int)r->len, SQLITE_STATIC);
+            rc = step_reset(st, st->put_ckpt, "write checkpoint");
+            if (rc == 0) {
+                sqlite3_bind_text(st->del_ops, 1, r->id, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(st->del_ops, 2, r->opno);
+                rc = step_reset(st, st->del_ops, "trim op log");
+            }
+        }
+    }
+    if (rc == 0)
+        rc = map_rc(st, sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL), "commit");
+    if (rc != 0 && !sqlite3_get_autocommit(st->db))
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+out:
+    job->rc = rc;
+    pthread_mutex_lock(&st->mu);
+    if (rc == 0) {
+        st->stats.commits++;
+        st->stats.rows += job->nrows;
+        st->stats.bytes += job->bytes;
+    } else {
+        st->stats.commit_failures++;
+    }
+    st->stats.commit_us_total += (uint64_t)(gd_now_us() - t0);
+    pthread_mutex_unlock(&st->mu);
+}
+
+/* Recovery of one session: checkpoint, then replay of every later op. */
+static void run_load(gd_store *st, gd_job *job)
+{
+    json_error_t jerr;
+    json_t *j = NULL;
+    int rc;
+    job->source = GD_SRC_NONE;
+    sqlite3_bind_text(st->get_ckpt, 1, job->id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st->get_ckpt);
+    if (rc == SQLITE_ROW) {
+        job->ckpt_opno = sqlite3_column_int64(st->get_ckpt, 0);
+        j = json_loads((const char *)sqlite3_column_text(st->get_ckpt, 1),
+                       JSON_DECODE_INT_AS_REAL, &jerr);
+    }
+    rc = map_rc(st, rc, "read checkpoint");
+    sqlite3_reset(st->get_ckpt);
+    sqlite3_clear_bindings(st->get_ckpt);
+    if (rc != 0)
+        goto out;
+    if (j) {
+        if (gd_record_from_json(j, &job->rec) != 0) {
+            gd_log(GD_LOG_ERROR, "store: session %s: checkpoint does not parse", job->id);
+            rc = -EIO;
+            goto out;
+        }
+        job->source = GD_SRC_DURABLE;
+        sqlite3_bind_text(st->get_ops, 1, job->id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st->get_ops, 2, job->ckpt_opno);
+        while ((rc = sqlite3_step(st->get_ops)) == SQLITE_ROW) {
+            int64_t opno = sqlite3_column_int64(st->get_ops, 0);
+            if (opno != (int64_t)job->rec.opno + 1) {
+                gd_log(GD_LOG_ERROR, "store: session %s: op log gap after %llu (found %lld)",
+                       job->id, (unsigned long long)job->rec.opno, (long long)opno);
+                break;
+            }
+            json_t *oj = json_loads((const char *)sqlite3_column_text(st->get_ops, 1),
+                                    JSON_DECODE_INT_AS_REAL, &jerr);
+            gd_op op;
+            gd_op_err err;
+            gd_apply_res res;
+            int prc = oj ? gd_op_parse(oj, true, &op, &err) : -EINVAL;
+            json_decref(oj);
+            if (prc == 0) {
+                prc = gd_apply(&job->rec, &op, &res, &err);
+                gd_op_clear(&op);
+            }
+            if (prc != 0) {
+                gd_log(GD_LOG_ERROR, "store: session %s: op %lld does not replay", job->id,
+                       (long long)opno);
+                break;
+            }
+            job->replayed++;
+        }
+        rc = rc == SQLITE_ROW ? 0 : map_rc(st, rc, "read op log");
+        sqlite3_reset(st->get_ops);
+        sqlite3_clear_bindings(st->get_ops);
+        goto out;
+    }
+    /* Never live here: fall back to the KV view. */
+    char *text = NULL;
+    rc = st->kv->get(st->kv_ctx, job->id, &text);
+    if (rc == 0) {
+        json_t *kj = json_loads(text, JSON_DECODE_INT_AS_REAL, &jerr);
+        if (kj && gd_record_from_json(kj, &job->rec) == 0) {
+            job->source = GD_SRC_KV;
+            job->rec.opno = 0;
+        } else {
+            gd_log(GD_LOG_WARN, "store: session %s: KV value does not parse", job->id);
+        }
+        json_decref(kj);
+    }
+    free(text);
+    rc = rc == -ENOENT ? 0 : rc;
+out:
+    json_decref(j);
+    job->rc = rc;
+    pthread_mutex_lock(&st->mu);
+    st->stats.loads++;
+    pthread_mutex_unlock(&st->mu);
+}
+
+static void run_kv_put(gd_store *st, gd_job *job)
+{
+    int rc = -EIO;
+    /* The view is the durable store's copy: retry transient failures with
+     * backoff before giving up (the durable store stays the truth). */
+    for (int attempt = 0; attempt < 4; attempt++) {
+        rc = st->kv->put(st->kv_ctx, job->id, job->text, job->len, job->updated_at);
+        if (rc == 0)
+            break;
+        usleep(10000u << attempt);
+    }
+    job->rc = rc;
+    pthread_mutex_lock(&st->mu);
+    if (rc == 0)
+        st->stats.kv_puts++;
+    else
+        st->stats.kv_failures++;
+    pthread_mutex_unlock(&st->mu);
+}

@@ -1,0 +1,145 @@
+/*
+ * idset — see idset.h. Linear probing with backward-shift deletion; ids are
+ * random UUIDs, so their leading bytes are already a good hash.
+ */
+#include "idset.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static bool pack(const char *id, uint8_t out[16])
+{
+    int k = 0;
+    for (int i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (id[i] != '-')
+                return false;
+            continue;
+        }
+        int h = hexval(id[i]);
+        if (h < 0)
+            return false;
+        int l = hexval(id[i + 1]);
+        if (l < 0)
+            return false;
+        out[k++] = (uint8_t)(h << 4 | l);
+        i++;
+    }
+    return true;
+}
+
+static size_t slot_of(const gd_idset *s, const uint8_t key[16])
+{
+    uint64_t h;
+    memcpy(&h, key, sizeof(h));
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ull;
+    return (size_t)(h ^ (h >> 32)) & (s->cap - 1);
+}
+
+void gd_idset_init(gd_idset *s)
+{
+    memset(s, 0, sizeof(*s));
+}
+
+void gd_idset_free(gd_idset *s)
+{
+    free(s->slots);
+    memset(s, 0, sizeof(*s));
+}
+
+static int grow(gd_idset *s)
+{
+    gd_idset bigger = {.cap = s->cap ? s->cap * 2 : 1024};
+    bigger.slots = calloc(bigger.cap, sizeof(*bigger.slots));
+    if (!bigger.slots)
+        return -ENOMEM;
+    for (size_t i = 0; i < s->cap; i++) {
+        if (!s->slots[i][0])
+            continue;
+        size_t j = slot_of(&bigger, &s->slots[i][1]);
+        while (bigger.slots[j][0])
+            j = (j + 1) & (bigger.cap - 1);
+        memcpy(bigger.slots[j], s->slots[i], 17);
+        bigger.n++;
+    }
+    free(s->slots);
+    *s = bigger;
+    return 0;
+}
+
+int gd_idset_add(gd_idset *s, const char *id)
+{
+    uint8_t key[16];
+    if (!pack(id, key))
+        return -EINVAL;
+    if ((s->n + 1) * 4 > s->cap * 3 && grow(s) != 0)
+        return -ENOMEM;
+    size_t i = slot_of(s, key);
+    while (s->slots[i][0]) {
+        if (memcmp(&s->slots[i][1], key, 16) == 0)
+            return 0;
+        i = (i + 1) & (s->cap - 1);
+    }
+    s->slots[i][0] = 1;
+    memcpy(&s->slots[i][1], key, 16);
+    s->n++;
+    return 0;
+}
+
+static bool find(const gd_idset *s, const char *id, size_t *at)
+{
+    uint8_t key[16];
+    if (!s->cap || !pack(id, key))
+        return false;
+    size_t i = slot_of(s, key);
+    while (s->slots[i][0]) {
+        if (memcmp(&s->slots[i][1], key, 16) == 0) {
+            *at = i;
+            return true;
+        }
+        i = (i + 1) & (s->cap - 1);
+    }
+    return false;
+}
+
+bool gd_idset_has(const gd_idset *s, const char *id)
+{
+    size_t at;
+    return find(s, id, &at);
+}
+
+void gd_idset_remove(gd_idset *s, const char *id)
+{
+    size_t i;
+    if (!find(s, id, &i))
+        return;
+    s->slots[i][0] = 0;
+    s->n--;
+    /* Backward-shift the following cluster so lookups never stop early. */
+    size_t j = i;
+    for (;;) {
+        j = (j + 1) & (s->cap - 1);
+        if (!s->slots[j][0])
+            break;
+        size_t home = slot_of(s, &s->slots[j][1]);
+        bool movable = (j > i) ? (home <= i || home > j) : (home <= i && home > j);
+        if (movable) {
+            memcpy(s->slots[i], s->slots[j], 17);
+            s->slots[j][0] = 0;
+            i = j;
+        }
+    }
+}

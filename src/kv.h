@@ -1,0 +1,34 @@
+/*
+ * kv — the KV view: a read-optimised, possibly stale copy of each session
+ * (the Session JSON of §1.2) for REST reads of sessions that are not loaded,
+ * listing and other nodes. Always regenerable from the durable store.
+ * Backends implement the const ops struct below; every call runs on the
+ * storage thread and may block. Return 0 or a negative errno.
+ */
+#ifndef GD_KV_H
+#define GD_KV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct gd_kv_ops {
+    const char *name;
+    /* Opens the backend; `where` is a data directory or URL. *ctx is owned
+     * by the backend until close. */
+    int (*open)(void **ctx, const char *where);
+    void (*close)(void *ctx);
+    /* Stores the Session JSON of id (replacing any older value). */
+    int (*put)(void *ctx, const char *id, const char *json, size_t len, int64_t updated_at);
+    /* Reads the Session JSON of id into *json (malloc'd, caller frees);
+     * -ENOENT when absent. */
+    int (*get)(void *ctx, const char *id, char **json);
+    /* Calls fn for every stored id (startup only). */
+    int (*each_id)(void *ctx, void (*fn)(void *arg, const char *id), void *arg);
+} gd_kv_ops;
+
+extern const gd_kv_ops gd_kv_sqlite;
+
+/* The backend named `name`, or NULL. */
+const gd_kv_ops *gd_kv_find(const char *name);
+
+#endif

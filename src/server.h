@@ -1,0 +1,89 @@
+/*
+ * server — the process-wide context shared by the loop-thread modules
+ * (session, ws, http_api): configuration, the lws context, the store, the
+ * session registry, the group-commit batches and the metrics. Everything in
+ * gd_server is owned and touched by the loop thread only, except `store`'s
+ * internals (see store.h) and `stop_requested` (set by a signal handler).
+ */
+#ifndef GD_SERVER_H
+#define GD_SERVER_H
+
+#include <libwebsockets.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "idset.h"
+#include "op.h"
+#include "store.h"
+
+#define GD_MAX_PLAYERS 10
+#define GD_MAX_MESSAGE 65536
+
+typedef struct gd_batch gd_batch;
+typedef struct gd_session gd_session;
+
+/* Fixed-bucket latency histogram (milliseconds), Prometheus style. */
+#define GD_HIST_BUCKETS 12
+typedef struct gd_hist {
+    uint64_t counts[GD_HIST_BUCKETS + 1]; /* last = +Inf */
+    uint64_t n;
+    double sum_ms;
+} gd_hist;
+extern const double gd_hist_bounds_ms[GD_HIST_BUCKETS];
+void gd_hist_add(gd_hist *h, double ms);
+
+typedef struct gd_metrics {
+    uint64_t ws_connections, http_requests;
+    uint64_t mutations[GD_OP__COUNT];
+    uint64_t rejected_invalid_json, rejected_too_large, rejected_unknown_type,
+        rejected_invalid_field, rejected_track_not_found, rejected_too_many_tracks,
+        rejected_published, rejected_rate_limited, rejected_storage;
+    uint64_t loads_durable, loads_kv, loads_default, evictions, kv_writes_requested;
+    uint64_t lagging_closed, idle_closed;
+    uint64_t sessions_created;
+    gd_hist ops_per_commit; /* counts, reusing the bucket machinery */
+    gd_hist commit_ms;
+    gd_hist ack_ms;
+} gd_metrics;
+
+typedef struct gd_session_table {
+    gd_session **buckets;
+    size_t nbuckets, n;
+} gd_session_table;
+
+typedef struct gd_rate_entry {
+    char ip[64];
+    double tokens;
+    int64_t at_ms;
+} gd_rate_entry;
+
+typedef struct gd_server {
+    gd_config cfg;
+    struct lws_context *ctx;
+    struct lws_vhost *vhost;
+    int port;
+    gd_store *store;
+    gd_idset ids;            /* every session id the store or KV view knows */
+    gd_session_table sessions; /* sessions in memory */
+    gd_batch *open;          /* ops accepted since the last submission */
+    gd_batch *inflight;      /* the batch being committed, or NULL */
+    bool flush_scheduled;
+    lws_sorted_usec_list_t flush_sul, tick_sul;
+    volatile sig_atomic_t stop_requested;
+    int shutdown_phase; /* 0 running, 1 flushing, 2 closing sockets, 3 done */
+    int64_t shutdown_started_ms;
+    uint64_t next_serial;
+    gd_rate_entry *rate; /* create-rate buckets, open addressing */
+    size_t rate_cap;
+    gd_metrics m;
+} gd_server;
+
+/* Runs the server until SIGINT/SIGTERM; 0 after a graceful stop. */
+int gd_server_run(const gd_config *cfg);
+
+/* The server of an lws callback. */
+gd_server *gd_server_of(struct lws *wsi);
+
+#endif

@@ -1,0 +1,85 @@
+/*
+ * session — live sessions: the single writer of every session's state.
+ *
+ * A session is in memory at most once per process (the registry). Every
+ * change, WebSocket or REST, goes through gd_session_apply_op: validate →
+ * apply in memory → append to the open batch → queue its broadcast behind
+ * the output gate. The open batch goes to the storage thread as one
+ * transaction (group commit); while it commits the next one gathers. When a
+ * batch is durable its sessions' durable_opno advances and their queued
+ * output is released. If it fails, its ops are not broadcast, their senders
+ * get STORAGE_UNAVAILABLE, and the sessions reload from the durable store.
+ *
+ *   (absent) ──acquire──▶ LOADING ──load done──▶ LIVE ──idle, flushed──▶ (evicted)
+ *                            ▲                    │
+ *                            └── commit failed ───┘
+ *
+ * Loop thread only.
+ */
+#ifndef GD_SESSION_H
+#define GD_SESSION_H
+
+#include "conn.h"
+#include "server.h"
+
+typedef enum { GD_SESS_LOADING, GD_SESS_LIVE } gd_sess_state;
+
+struct gd_session {
+    char id[37];
+    gd_session *hnext;
+    gd_sess_state st;
+    gd_record rec;         /* applied state (may be ahead of durable) */
+    int64_t durable_opno;  /* highest opno known committed; -1: not yet created */
+    int64_t ckpt_opno;     /* opno of the newest checkpoint written or queued */
+    int64_t kv_opno;       /* opno the KV view holds; -1 when unknown */
+    gd_conn *players[GD_MAX_PLAYERS];
+    int nplayers;
+    gd_conn *waiters; /* HTTP requests waiting for load or durability */
+    int batch_refs;   /* batches (open, inflight) holding rows of this session */
+    gd_batch *touch_batch; /* the open batch, when it holds rows of this session */
+    size_t touch_idx;      /* this session's entry in touch_batch */
+    int64_t empty_since_ms;
+    bool kv_flush_wanted;
+};
+
+int gd_sessions_init(gd_server *srv);
+void gd_sessions_free(gd_server *srv);
+
+gd_session *gd_session_find(gd_server *srv, const char *id);
+/* The session in memory, or a new LOADING one whose load was submitted.
+ * NULL on OOM. The caller must check gd_idset_has first. */
+gd_session *gd_session_acquire(gd_server *srv, const char *id);
+/* A new session from rec (moved into it; rec is left empty), durable once the
+ * open batch commits. NULL on OOM. */
+gd_session *gd_session_create(gd_server *srv, gd_record *rec);
+
+/* Applies op (already validated) as `sender` (NULL for REST) and queues its
+ * broadcast. Returns 0 and sets *opno to the op's number, or a negative errno
+ * with err filled. The op stays owned by the caller. */
+int gd_session_apply_op(gd_server *srv, gd_session *s, gd_op *op, gd_conn *sender,
+                        const char *client_seq, gd_op_err *err, int64_t *opno);
+
+/* WebSocket players. */
+void gd_session_join(gd_server *srv, gd_session *s, gd_conn *c);
+void gd_session_leave(gd_server *srv, gd_conn *c);
+void gd_session_on_message(gd_server *srv, gd_conn *c, const char *data, size_t len);
+/* Queues m to c, closing c if its queue is over the cap. */
+void gd_session_send(gd_server *srv, gd_conn *c, gd_msg *m, int64_t gate);
+void gd_session_send_error(gd_server *srv, gd_conn *c, const char *code, const char *message,
+                           const char *client_seq);
+/* Sends a fresh snapshot to every player (after a REST replace). */
+void gd_session_snapshot_all(gd_server *srv, gd_session *s);
+
+/* HTTP requests waiting on a session. */
+void gd_session_wait_load(gd_server *srv, gd_session *s, gd_conn *c, gd_http_cont cont);
+void gd_session_wait_durable(gd_server *srv, gd_session *s, gd_conn *c, int64_t opno);
+void gd_session_unwait(gd_conn *c);
+
+/* Flushes the open batch to the storage thread when it is idle. */
+void gd_sessions_schedule_flush(gd_server *srv);
+/* Once a second: eviction of idle sessions, KV flushes. */
+void gd_sessions_tick(gd_server *srv);
+/* Shutdown: writes every behind KV view and checkpoint. True when done. */
+bool gd_sessions_flush_all(gd_server *srv);
+
+#endif

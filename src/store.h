@@ -1,0 +1,106 @@
+/*
+ * store — the durable store and the storage thread that owns it.
+ *
+ * The durable store is SQLite in WAL mode with synchronous=FULL (a commit
+ * returns after the log is fsync'd): table ops(id, opno, op) is the op log,
+ * table sessions(id, opno, record) holds each session's latest checkpoint.
+ * Recovery = checkpoint + replay of later ops through gd_apply.
+ *
+ * Threads: the loop thread builds gd_jobs and submits them; the storage
+ * thread runs them strictly in submission order (FIFO), so a KV write or a
+ * load submitted after a commit sees that commit. Finished jobs go to a done
+ * queue and the loop is woken through the `wake` callback; the loop calls
+ * gd_store_drain, which runs each job's `done` callback on the loop thread.
+ * Both queues are guarded by one mutex; nothing else is shared.
+ *
+ *   loop: submit ──▶ [todo FIFO] ──▶ storage thread: run ──▶ [done] ──wake──▶ loop: drain
+ */
+#ifndef GD_STORE_H
+#define GD_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kv.h"
+#include "model.h"
+
+typedef enum { GD_JOB_COMMIT, GD_JOB_LOAD, GD_JOB_KV_PUT } gd_job_type;
+typedef enum { GD_ROW_OP, GD_ROW_CKPT } gd_row_kind;
+typedef enum { GD_SRC_NONE = 0, GD_SRC_DURABLE, GD_SRC_KV, GD_SRC_DEFAULT } gd_load_source;
+
+typedef struct gd_row {
+    gd_row_kind kind;
+    char id[37];
+    int64_t opno;
+    char *text; /* owned: op JSON or checkpoint record JSON */
+    size_t len;
+} gd_row;
+
+typedef struct gd_job gd_job;
+typedef void (*gd_job_done_fn)(gd_job *job);
+
+struct gd_job {
+    gd_job_type type;
+    gd_job *next;         /* queue link, owned by the store while queued */
+    int rc;               /* result: 0 or negative errno, set by the storage thread */
+    gd_job_done_fn done;  /* runs on the loop thread; must free the job */
+    void *arg;            /* loop-side context */
+    int64_t submitted_us; /* monotonic clock */
+    int64_t finished_us;
+
+    /* GD_JOB_COMMIT: rows applied in order in one transaction */
+    gd_row *rows;
+    size_t nrows, caprows;
+    size_t bytes;
+
+    /* GD_JOB_LOAD: in id; out rec, source, ckpt_opno */
+    char id[37];
+    gd_record rec;
+    gd_load_source source;
+    int64_t ckpt_opno;
+    int replayed;
+
+    /* GD_JOB_KV_PUT: id, text (owned), updated_at */
+    char *text;
+    size_t len;
+    int64_t updated_at;
+};
+
+typedef struct gd_store gd_store;
+
+typedef struct gd_store_stats {
+    uint64_t commits, commit_failures, rows, bytes, kv_puts, kv_failures, loads;
+    uint64_t commit_us_total;
+} gd_store_stats;
+
+/* Opens (creating if needed) the durable store and the KV view in dir.
+ * wake(wake_arg) is called from the storage thread after a job finishes.
+ * Returns 0 or a negative errno; on success *out is owned by the caller. */
+int gd_store_open(gd_store **out, const char *dir, const gd_kv_ops *kv,
+                  void (*wake)(void *), void *wake_arg);
+/* Calls fn for each session id in the durable store and the KV view.
+ * Startup only, before gd_store_start. */
+int gd_store_each_id(gd_store *st, void (*fn)(void *arg, const char *id), void *arg);
+int gd_store_start(gd_store *st);
+/* Stops the thread after every queued job has run, then frees everything.
+ * Jobs still in the done queue are freed without their callbacks. NULL ok. */
+void gd_store_close(gd_store *st);
+
+/* Loop thread. Takes ownership of job until its done callback runs. */
+void gd_store_submit(gd_store *st, gd_job *job);
+/* Loop thread: runs the done callbacks of finished jobs. Returns how many. */
+int gd_store_drain(gd_store *st);
+/* Number of jobs submitted and not yet drained. */
+int gd_store_pending(gd_store *st);
+void gd_store_get_stats(gd_store *st, gd_store_stats *out);
+
+gd_job *gd_job_new(gd_job_type type);
+/* Appends a row; takes ownership of text. 0 or -ENOMEM (text is freed). */
+int gd_job_add_row(gd_job *job, gd_row_kind kind, const char *id, int64_t opno, char *text,
+                   size_t len);
+void gd_job_free(gd_job *job);
+
+int64_t gd_now_us(void); /* monotonic */
+int64_t gd_now_ms(void); /* wall clock, ms since the epoch */
+
+#endif
