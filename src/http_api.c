@@ -148,7 +148,7 @@ int gd_http_on_request(gd_server *srv, gd_conn *c, const char *uri)
             char *comma = strchr(xff, ',');
             if (comma)
                 *comma = '\0';
-            snprintf(c->peer, sizeof(c->peer), "%s", xff);
+            snprintf(c->peer, sizeof(c->peer), "%.63s", xff);
         }
     }
 
