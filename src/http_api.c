@@ -300,18 +300,21 @@ static route_kind session_route(const char *path, char id[37])
     return R_NONE;
 }
 
+/* Writes a complete response (status line, headers and body in one write)
+ * from inside the upgrade callback, where lws closes the connection as soon
+ * as we return; lws's header helpers would say HTTP/1.0 at this stage. */
 static int write_direct(struct lws *wsi, int status, const char *type, const char *body)
 {
-    unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
-                                        *end = buf + sizeof(buf) - 1;
-    size_t len = strlen(body);
-    if (lws_add_http_common_headers(wsi, (unsigned)status, type, len, &p, end) ||
-        lws_add_http_header_by_name(wsi, (unsigned char *)"access-control-allow-origin:",
-                                    (unsigned char *)"*", 1, &p, end) ||
-        lws_finalize_write_http_header(wsi, start, &p, end))
+    unsigned char buf[LWS_PRE + 1024];
+    const char *reason = status == 400 ? "Bad Request" : status == 404 ? "Not Found"
+                                                     : "Service Unavailable";
+    int n = snprintf((char *)buf + LWS_PRE, sizeof(buf) - LWS_PRE,
+                     "HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %zu\r\n"
+                     "access-control-allow-origin: *\r\nconnection: close\r\n\r\n%s",
+                     status, reason, type, strlen(body), body);
+    if (n < 0 || (size_t)n >= sizeof(buf) - LWS_PRE)
         return -1;
-    memcpy(buf + LWS_PRE, body, len);
-    if (lws_write(wsi, buf + LWS_PRE, len, LWS_WRITE_HTTP_FINAL) != (int)len)
+    if (lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS) != n)
         return -1;
     return 1;
 }
