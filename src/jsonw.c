@@ -5,6 +5,7 @@
  */
 #include "jsonw.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -105,11 +106,32 @@ int gd_js_number(char *out, size_t outlen, double v)
         return snprintf(out, outlen, "null");
     if (v == 0)
         return snprintf(out, outlen, "0"); /* also -0 */
+    if (v == (double)(long long)v && v > -1e15 && v < 1e15) {
+        /* Integers below 1e15 print as themselves: the common case, kept fast. */
+        char tmp[24];
+        int n = 0;
+        long long x = (long long)v;
+        unsigned long long u = x < 0 ? -(unsigned long long)x : (unsigned long long)x;
+        do {
+            tmp[n++] = (char)('0' + u % 10);
+            u /= 10;
+        } while (u);
+        int len = 0;
+        if (x < 0 && (size_t)len + 1 < outlen)
+            out[len++] = '-';
+        while (n && (size_t)len + 1 < outlen)
+            out[len++] = tmp[--n];
+        out[len] = '\0';
+        return len;
+    }
 
-    /* Shortest round-trip significant digits. */
+    /* Shortest round-trip significant digits. Any decimal of at most 15
+     * significant digits round-trips through a double, so 15 digits either
+     * round-trip (trailing zeros are then stripped below) or 16 or 17 do.
+     * Subnormals carry fewer digits of precision: search them from 1. */
     char tmp[40];
     int prec;
-    for (prec = 1; prec <= 17; prec++) {
+    for (prec = fabs(v) < DBL_MIN ? 1 : 15; prec <= 17; prec++) {
         snprintf(tmp, sizeof(tmp), "%.*e", prec - 1, v);
         if (strtod(tmp, NULL) == v)
             break;
@@ -166,6 +188,24 @@ int gd_js_number(char *out, size_t outlen, double v)
     }
     res[r] = '\0';
     return snprintf(out, outlen, "%s", res);
+}
+
+void gd_buf_putint(gd_buf *b, long long v)
+{
+    char tmp[24];
+    int n = 0;
+    unsigned long long u = v < 0 ? -(unsigned long long)v : (unsigned long long)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        tmp[n++] = '-';
+    if (!buf_reserve(b, (size_t)n))
+        return;
+    while (n)
+        b->p[b->len++] = tmp[--n];
+    b->p[b->len] = '\0';
 }
 
 void gd_json_num(gd_buf *b, double v)

@@ -28,6 +28,8 @@ void gd_buf_put(gd_buf *b, const char *s, size_t n);
 void gd_buf_puts(gd_buf *b, const char *s);
 void gd_buf_putc(gd_buf *b, char c);
 void gd_buf_printf(gd_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends a decimal integer (no printf on the hot path). */
+void gd_buf_putint(gd_buf *b, long long v);
 /* Hands the bytes to the caller (free with free()); the buffer is reset. */
 char *gd_buf_steal(gd_buf *b, size_t *len);
 

@@ -314,7 +314,10 @@ void gd_op_write_log(gd_buf *b, const gd_op *op)
     if (op->track_id2)
         write_track_ref(b, "toTrackId", op->track_id2);
     switch (op->type) {
-    case GD_OP_TOGGLE_STEP: gd_buf_printf(b, ",\"step\":%d", op->step); break;
+    case GD_OP_TOGGLE_STEP:
+        gd_buf_puts(b, ",\"step\":");
+        gd_buf_putint(b, op->step);
+        break;
     case GD_OP_SET_TEMPO: gd_buf_puts(b, ",\"tempo\":"); gd_json_num(b, op->num); break;
     case GD_OP_SET_SWING: gd_buf_puts(b, ",\"swing\":"); gd_json_num(b, op->num); break;
     case GD_OP_SET_PARAMETER_LOCK:
@@ -360,7 +363,9 @@ void gd_op_write_log(gd_buf *b, const gd_op *op)
     case GD_OP_REPLACE_STATE: gd_buf_puts(b, ",\"state\":"); gd_state_write(b, op->state); break;
     default: break;
     }
-    gd_buf_printf(b, ",\"at\":%lld}", (long long)op->at);
+    gd_buf_puts(b, ",\"at\":");
+    gd_buf_putint(b, (long long)op->at);
+    gd_buf_putc(b, '}');
 }
 
 static int track_or_fail(const gd_record *rec, const char *id, gd_op_err *err)
@@ -566,7 +571,9 @@ void gd_op_write_broadcast(gd_buf *b, const gd_record *rec, const gd_op *op,
     switch (op->type) {
     case GD_OP_TOGGLE_STEP:
         write_track_ref(b, "trackId", op->track_id);
-        gd_buf_printf(b, ",\"step\":%d,\"value\":%s", op->step, res->value ? "true" : "false");
+        gd_buf_puts(b, ",\"step\":");
+        gd_buf_putint(b, op->step);
+        gd_buf_puts(b, res->value ? ",\"value\":true" : ",\"value\":false");
         break;
     case GD_OP_SET_TEMPO: gd_buf_puts(b, ",\"tempo\":"); gd_json_num(b, s->tempo); break;
     case GD_OP_SET_SWING: gd_buf_puts(b, ",\"swing\":"); gd_json_num(b, s->swing); break;
@@ -656,9 +663,12 @@ void gd_op_write_broadcast(gd_buf *b, const gd_record *rec, const gd_op *op,
     else
         gd_buf_puts(b, "null");
     if (res->seqd) {
-        gd_buf_printf(b, ",\"seq\":%llu", (unsigned long long)rec->server_seq);
-        if (client_seq)
-            gd_buf_printf(b, ",\"clientSeq\":%s", client_seq);
+        gd_buf_puts(b, ",\"seq\":");
+        gd_buf_putint(b, (long long)rec->server_seq);
+        if (client_seq) {
+            gd_buf_puts(b, ",\"clientSeq\":");
+            gd_buf_puts(b, client_seq);
+        }
     }
     gd_buf_putc(b, '}');
 }
