@@ -83,12 +83,12 @@ static int http_post(const char *path, const char *body, char *out, size_t outle
         return -1;
     }
     freeaddrinfo(ai);
-    char req[2048];
+    char req[512];
     int n = snprintf(req, sizeof(req),
                      "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-                     path, opt.host, strlen(body), body);
-    if (write(fd, req, (size_t)n) != n) {
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                     path, opt.host, strlen(body));
+    if (write(fd, req, (size_t)n) != n || write(fd, body, strlen(body)) != (ssize_t)strlen(body)) {
         close(fd);
         return -1;
     }
@@ -266,11 +266,12 @@ static double pct(int64_t *v, size_t n, double p)
 typedef struct proc_sample {
     double cpu_s;
     long rss_kb;
+    long long write_bytes; /* bytes the server caused to be written to storage */
 } proc_sample;
 
 static proc_sample sample_proc(int pid)
 {
-    proc_sample s = {0, 0};
+    proc_sample s = {0, 0, 0};
     if (!pid)
         return s;
     char path[64], buf[4096];
@@ -286,6 +287,13 @@ static proc_sample sample_proc(int pid)
         }
         fclose(f);
     }
+    snprintf(path, sizeof(path), "/proc/%d/io", pid);
+    f = fopen(path, "r");
+    while (f && fgets(buf, sizeof(buf), f))
+        if (strncmp(buf, "write_bytes:", 12) == 0)
+            s.write_bytes = strtoll(buf + 12, NULL, 10);
+    if (f)
+        fclose(f);
     snprintf(path, sizeof(path), "/proc/%d/status", pid);
     f = fopen(path, "r");
     while (f && fgets(buf, sizeof(buf), f))
@@ -296,11 +304,96 @@ static proc_sample sample_proc(int pid)
     return s;
 }
 
+static int http_get_status(const char *path)
+{
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai;
+    char port[16], req[512], resp[65536];
+    snprintf(port, sizeof(port), "%d", opt.port);
+    if (getaddrinfo(opt.host, port, &hints, &ai) != 0)
+        return -1;
+    int fd = socket(ai->ai_family, ai->ai_socktype, 0);
+    int ok = fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0;
+    freeaddrinfo(ai);
+    if (!ok) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
+                     path, opt.host);
+    if (write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return -1;
+    }
+    size_t got = 0;
+    ssize_t r;
+    while (got + 1 < sizeof(resp) && (r = read(fd, resp + got, sizeof(resp) - 1 - got)) > 0)
+        got += (size_t)r;
+    resp[got] = '\0';
+    close(fd);
+    int status = 0;
+    sscanf(resp, "HTTP/1.%*d %d", &status);
+    return status;
+}
+
+/*
+ * wake: creates S sessions with 16 full tracks, waits --duration seconds (run
+ * the server with a shorter --evict-after so they are evicted), then times a
+ * GET of each: a cold load of checkpoint + op log from the durable store.
+ */
+static int run_wake(void)
+{
+    static char body[60000];
+    size_t used = (size_t)snprintf(body, sizeof(body), "{\"state\":{\"tracks\":[");
+    for (int t = 0; t < 16; t++) {
+        used += (size_t)snprintf(body + used, sizeof(body) - used,
+                                 "%s{\"id\":\"t%d\",\"name\":\"Track %d\",\"sampleId\":\"kick\","
+                                 "\"steps\":[", t ? "," : "", t, t);
+        for (int k = 0; k < 128; k++)
+            used += (size_t)snprintf(body + used, sizeof(body) - used, "%s%s", k ? "," : "",
+                                     (k + t) % 3 ? "false" : "true");
+        used += (size_t)snprintf(body + used, sizeof(body) - used, "]}");
+    }
+    snprintf(body + used, sizeof(body) - used, "]}}");
+    char (*ids)[37] = calloc((size_t)opt.sessions, 37);
+    int64_t *t = calloc((size_t)opt.sessions, sizeof(int64_t));
+    if (!ids || !t)
+        return 1;
+    for (int i = 0; i < opt.sessions; i++) {
+        char resp[4096];
+        const char *id = http_post("/api/sessions", body, resp, sizeof(resp)) == 201
+                             ? strstr(resp, "{\"id\":\"") : NULL;
+        if (!id) {
+            fprintf(stderr, "grooved-bench: create failed\n");
+            return 1;
+        }
+        snprintf(ids[i], 37, "%.36s", id + 7);
+    }
+    sleep((unsigned)opt.duration);
+    int bad = 0;
+    for (int i = 0; i < opt.sessions; i++) {
+        char path[128];
+        snprintf(path, sizeof(path), "/api/sessions/%s", ids[i]);
+        int64_t t0 = now_us();
+        bad += http_get_status(path) != 200;
+        t[i] = now_us() - t0;
+    }
+    qsort(t, (size_t)opt.sessions, sizeof(*t), cmp64);
+    printf("mode wake: %d sessions of 16 tracks, GET after %d s idle\n", opt.sessions,
+           opt.duration);
+    printf("  GET latency ms: p50 %.3f  p99 %.3f  max %.3f  (failures %d)\n",
+           pct(t, (size_t)opt.sessions, 50), pct(t, (size_t)opt.sessions, 99),
+           (double)t[opt.sessions - 1] / 1000, bad);
+    free(ids);
+    free(t);
+    return bad ? 1 : 0;
+}
+
 static void usage(void)
 {
     fprintf(stderr,
             "usage: grooved-bench [--host H] [--port P] [--sessions S] [--clients C]\n"
-            "                     [--mode latency|throughput|idle] [--window W]\n"
+            "                     [--mode latency|throughput|idle|wake] [--window W]\n"
             "                     [--duration SECONDS] [--ops N] [--pid SERVER_PID] [--json]\n");
 }
 
@@ -329,12 +422,15 @@ int main(int argc, char **argv)
     }
     if (opt.sessions < 1 || opt.clients < 1 || opt.clients > 10 || opt.window < 1 ||
         opt.duration < 1 || opt.duration > 3600 ||
-        (strcmp(opt.mode, "latency") && strcmp(opt.mode, "throughput") && strcmp(opt.mode, "idle"))) {
+        (strcmp(opt.mode, "latency") && strcmp(opt.mode, "throughput") && strcmp(opt.mode, "idle") &&
+         strcmp(opt.mode, "wake"))) {
         usage();
         return 2;
     }
     if (strcmp(opt.mode, "latency") == 0)
         opt.window = 1;
+    if (strcmp(opt.mode, "wake") == 0)
+        return run_wake();
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
         rl.rlim_cur = rl.rlim_max;
@@ -448,13 +544,14 @@ int main(int argc, char **argv)
                "\"latency_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f},"
                "\"connect_to_snapshot_ms\":{\"p50\":%.3f,\"p99\":%.3f},\"errors\":%llu,"
                "\"timeouts\":%llu,\"failed_connections\":%d,\"server_cpu_s\":%.3f,"
-               "\"server_cpu_us_per_mutation\":%.2f,\"server_rss_kb\":%ld}\n",
+               "\"server_cpu_us_per_mutation\":%.2f,\"server_rss_kb\":%ld,"
+               "\"server_disk_bytes_per_mutation\":%.1f}\n",
                opt.mode, opt.sessions, opt.clients, opt.window, secs, nlat, ops_s,
                (double)broadcasts / secs, pct(lat, nlat, 50), pct(lat, nlat, 90),
                pct(lat, nlat, 99), pct(lat, nlat, 99.9), nlat ? (double)lat[nlat - 1] / 1000 : 0,
                pct(snap_lat, nsnap, 50), pct(snap_lat, nsnap, 99), (unsigned long long)errors,
                (unsigned long long)timeouts, failed, cpu, nlat ? cpu * 1e6 / (double)nlat : 0,
-               p1.rss_kb);
+               p1.rss_kb, nlat ? (double)(p1.write_bytes - p0.write_bytes) / (double)nlat : 0);
     } else {
         printf("mode %s: %d sessions x %d clients, window %d, %.2f s measured\n", opt.mode,
                opt.sessions, opt.clients, opt.window, secs);
@@ -468,8 +565,10 @@ int main(int argc, char **argv)
         printf("  errors %llu, unanswered at stop %llu, failed connections %d\n",
                (unsigned long long)errors, (unsigned long long)timeouts, failed);
         if (opt.pid)
-            printf("  server: %.3f CPU s (%.1f us per mutation), RSS %ld KiB\n", cpu,
-                   nlat ? cpu * 1e6 / (double)nlat : 0, p1.rss_kb);
+            printf("  server: %.3f CPU s (%.1f us per mutation), RSS %ld KiB, "
+                   "%.1f bytes written to disk per mutation\n",
+                   cpu, nlat ? cpu * 1e6 / (double)nlat : 0, p1.rss_kb,
+                   nlat ? (double)(p1.write_bytes - p0.write_bytes) / (double)nlat : 0);
     }
     for (int i = 0; i < nclients; i++)
         free(clients[i].sent_at);

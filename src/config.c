@@ -37,7 +37,7 @@ static const opt opts[] = {
      "directory of the web page's files"},
     {"evict-after", "GROOVED_EVICT_AFTER", INT(evict_after), "30", 0, 86400,
      "seconds a session with no players stays in memory"},
-    {"checkpoint-every", "GROOVED_CHECKPOINT_EVERY", INT(checkpoint_every), "256", 1, 1000000,
+    {"checkpoint-every", "GROOVED_CHECKPOINT_EVERY", INT(checkpoint_every), "1000", 1, 1000000,
      "ops between full checkpoints of a session"},
     {"create-rate", "GROOVED_CREATE_RATE", INT(create_rate), "100", 1, 1000000,
      "sessions one client IP may create per minute (create, remix, publish)"},

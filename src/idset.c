@@ -19,7 +19,7 @@ static int hexval(char c)
     return -1;
 }
 
-static bool pack(const char *id, uint8_t out[16])
+bool gd_id_pack(const char *id, uint8_t out[16])
 {
     int k = 0;
     for (int i = 0; i < 36; i++) {
@@ -67,12 +67,12 @@ static int grow(gd_idset *s)
     if (!bigger.slots)
         return -ENOMEM;
     for (size_t i = 0; i < s->cap; i++) {
-        if (!s->slots[i][0])
+        if (!s->slots[i].used)
             continue;
-        size_t j = slot_of(&bigger, &s->slots[i][1]);
-        while (bigger.slots[j][0])
+        size_t j = slot_of(&bigger, s->slots[i].key);
+        while (bigger.slots[j].used)
             j = (j + 1) & (bigger.cap - 1);
-        memcpy(bigger.slots[j], s->slots[i], 17);
+        bigger.slots[j] = s->slots[i];
         bigger.n++;
     }
     free(s->slots);
@@ -82,19 +82,30 @@ static int grow(gd_idset *s)
 
 int gd_idset_add(gd_idset *s, const char *id)
 {
+    int64_t v;
+    if (gd_idset_get(s, id, &v))
+        return 0;
+    return gd_idset_put(s, id, 0);
+}
+
+int gd_idset_put(gd_idset *s, const char *id, int64_t val)
+{
     uint8_t key[16];
-    if (!pack(id, key))
+    if (!gd_id_pack(id, key))
         return -EINVAL;
     if ((s->n + 1) * 4 > s->cap * 3 && grow(s) != 0)
         return -ENOMEM;
     size_t i = slot_of(s, key);
-    while (s->slots[i][0]) {
-        if (memcmp(&s->slots[i][1], key, 16) == 0)
+    while (s->slots[i].used) {
+        if (memcmp(s->slots[i].key, key, 16) == 0) {
+            s->slots[i].val = val;
             return 0;
+        }
         i = (i + 1) & (s->cap - 1);
     }
-    s->slots[i][0] = 1;
-    memcpy(&s->slots[i][1], key, 16);
+    s->slots[i].used = 1;
+    memcpy(s->slots[i].key, key, 16);
+    s->slots[i].val = val;
     s->n++;
     return 0;
 }
@@ -102,11 +113,11 @@ int gd_idset_add(gd_idset *s, const char *id)
 static bool find(const gd_idset *s, const char *id, size_t *at)
 {
     uint8_t key[16];
-    if (!s->cap || !pack(id, key))
+    if (!s->cap || !gd_id_pack(id, key))
         return false;
     size_t i = slot_of(s, key);
-    while (s->slots[i][0]) {
-        if (memcmp(&s->slots[i][1], key, 16) == 0) {
+    while (s->slots[i].used) {
+        if (memcmp(s->slots[i].key, key, 16) == 0) {
             *at = i;
             return true;
         }
@@ -121,24 +132,33 @@ bool gd_idset_has(const gd_idset *s, const char *id)
     return find(s, id, &at);
 }
 
+bool gd_idset_get(const gd_idset *s, const char *id, int64_t *val)
+{
+    size_t at;
+    if (!find(s, id, &at))
+        return false;
+    *val = s->slots[at].val;
+    return true;
+}
+
 void gd_idset_remove(gd_idset *s, const char *id)
 {
     size_t i;
     if (!find(s, id, &i))
         return;
-    s->slots[i][0] = 0;
+    s->slots[i].used = 0;
     s->n--;
     /* Backward-shift the following cluster so lookups never stop early. */
     size_t j = i;
     for (;;) {
         j = (j + 1) & (s->cap - 1);
-        if (!s->slots[j][0])
+        if (!s->slots[j].used)
             break;
-        size_t home = slot_of(s, &s->slots[j][1]);
+        size_t home = slot_of(s, s->slots[j].key);
         bool movable = (j > i) ? (home <= i || home > j) : (home <= i && home > j);
         if (movable) {
-            memcpy(s->slots[i], s->slots[j], 17);
-            s->slots[j][0] = 0;
+            s->slots[i] = s->slots[j];
+            s->slots[j].used = 0;
             i = j;
         }
     }

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "http_api.h"
 #include "log.h"
@@ -180,10 +181,22 @@ int gd_server_run(const gd_config *cfg)
         gd_log(GD_LOG_ERROR, "cannot open the store in %s: %s", cfg->data_dir, strerror(-rc));
         return 1;
     }
+    if ((rc = gd_store_recover(srv->store)) != 0) {
+        gd_log(GD_LOG_ERROR, "crash recovery failed: %s", strerror(-rc));
+        gd_store_close(srv->store);
+        return 1;
+    }
     if ((rc = gd_store_each_id(srv->store, collect_id, srv)) != 0) {
         gd_log(GD_LOG_ERROR, "cannot list stored sessions: %s", strerror(-rc));
         gd_store_close(srv->store);
         return 1;
+    }
+
+    /* Each player is a socket: allow as many as the hard limit permits. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
     }
 
     lws_set_log_level(LLL_ERR, NULL);

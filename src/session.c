@@ -287,6 +287,17 @@ static void on_commit_done(gd_job *job)
                 s->durable_opno = b->touched[i].opno;
             release(srv, s);
         }
+        for (size_t i = 0; i < b->nt; i++) {
+            gd_session *s = b->touched[i].s;
+            if (s->evicting && s->st == GD_SESS_LIVE && !s->nplayers && !s->waiters &&
+                !s->batch_refs && s->durable_opno == (int64_t)s->rec.opno &&
+                s->ckpt_opno == (int64_t)s->rec.opno) {
+                gd_log(GD_LOG_INFO, "session %s: evicted (opno %llu, checkpoint durable)", s->id,
+                       (unsigned long long)s->rec.opno);
+                srv->m.evictions++;
+                session_free(srv, s);
+            }
+        }
     } else {
         gd_log(GD_LOG_ERROR, "commit of %zu rows failed: %s; rolling back %zu sessions",
                job->nrows, strerror(-job->rc), b->nt);
@@ -386,6 +397,7 @@ static void rollback(gd_server *srv, gd_session *s, gd_batch *failed)
         }
     }
     srv->m.rejected_storage++;
+    s->evicting = false;
     gd_record_clear(&s->rec);
     gd_state_init(&s->rec.state);
     s->st = GD_SESS_LOADING;
@@ -405,8 +417,10 @@ static void rollback(gd_server *srv, gd_session *s, gd_batch *failed)
 gd_session *gd_session_acquire(gd_server *srv, const char *id)
 {
     gd_session *s = gd_session_find(srv, id);
-    if (s)
+    if (s) {
+        s->evicting = false; /* wanted again: keep it */
         return s;
+    }
     s = session_new(id);
     gd_job *job = gd_job_new(GD_JOB_LOAD);
     if (!s || !job) {
@@ -1063,6 +1077,10 @@ static void try_kv_flush(gd_server *srv, gd_session *s)
         kv_put(srv, s);
 }
 
+/* Evicts sessions idle for --evict-after seconds: writes their KV view if it
+ * is behind, and frees them at once when their checkpoint is current, or
+ * once the checkpoint queued here is durable (on_commit_done). Loads can
+ * then always start from a checkpoint alone. */
 void gd_sessions_tick(gd_server *srv)
 {
     int64_t now = gd_now_ms();
@@ -1070,17 +1088,19 @@ void gd_sessions_tick(gd_server *srv)
     for (size_t i = 0; i < srv->sessions.nbuckets; i++) {
         for (gd_session *s = srv->sessions.buckets[i], *n; s; s = n) {
             n = s->hnext;
-            if (s->st != GD_SESS_LIVE || s->nplayers || s->waiters || s->batch_refs ||
-                s->durable_opno != (int64_t)s->rec.opno || now - s->empty_since_ms < after)
+            if (s->evicting || s->st != GD_SESS_LIVE || s->nplayers || s->waiters ||
+                s->batch_refs || s->durable_opno != (int64_t)s->rec.opno ||
+                now - s->empty_since_ms < after)
                 continue;
-            bool kv = s->kv_opno != (int64_t)s->rec.opno;
-            if (kv)
+            if (s->kv_opno != (int64_t)s->rec.opno)
                 kv_put(srv, s);
-            if (s->ckpt_opno != (int64_t)s->rec.opno && add_checkpoint(srv, s, false) != 0)
-                continue; /* keep it until a checkpoint can be queued */
-            gd_log(GD_LOG_INFO, "session %s: evicted after %llds idle (opno %llu, KV %s)", s->id,
-                   (long long)((now - s->empty_since_ms) / 1000),
-                   (unsigned long long)s->rec.opno, kv ? "written" : "already current");
+            if (s->ckpt_opno != (int64_t)s->rec.opno) {
+                if (add_checkpoint(srv, s, true) == 0)
+                    s->evicting = true;
+                continue;
+            }
+            gd_log(GD_LOG_INFO, "session %s: evicted after %llds idle (opno %llu)", s->id,
+                   (long long)((now - s->empty_since_ms) / 1000), (unsigned long long)s->rec.opno);
             srv->m.evictions++;
             session_free(srv, s);
         }

@@ -40,6 +40,7 @@ struct gd_session {
     size_t touch_idx;      /* this session's entry in touch_batch */
     int64_t empty_since_ms;
     bool kv_flush_wanted;
+    bool evicting; /* idle; freed once its final checkpoint is durable */
 };
 
 int gd_sessions_init(gd_server *srv);

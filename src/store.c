@@ -2,6 +2,15 @@
  * store — see store.h. SQLite result codes stay inside this file and are
  * mapped to -EIO / -ENOSPC at its boundary; extended codes are logged.
  *
+ * Layout: log(gseq INTEGER PRIMARY KEY, sid BLOB(16), opno, op) is appended
+ * at its right edge by every commit, so a commit dirties a few sequential
+ * pages however many sessions it touches. sessions(id, opno, record) holds
+ * checkpoints. `unfolded` maps each session with log rows newer than its
+ * checkpoint to its first such gseq; it changes only after a commit
+ * succeeds, so it always describes what is on disk. Every 64 commits the
+ * log prefix older than every unfolded row is deleted. Loads read the
+ * checkpoint, plus the log rows of that session when `unfolded` has it.
+ *
  * Fault injection: when the environment names GROOVED_FAULT_FILE and that
  * file exists, every commit fails with -EIO before touching the database.
  * Tests use it to simulate a failing disk without root or a full mount.
@@ -19,12 +28,22 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "idset.h"
 #include "log.h"
 #include "op.h"
 
+typedef struct pending_fold {
+    char id[37];
+    int64_t gseq; /* first log row of id in this commit, or -1: checkpointed */
+} pending_fold;
+
 struct gd_store {
     sqlite3 *db;
-    sqlite3_stmt *ins_op, *put_ckpt, *del_ops, *get_ckpt, *get_ops;
+    sqlite3_stmt *ins_op, *put_ckpt, *get_ckpt, *get_ops, *trim;
+    gd_idset unfolded; /* storage thread only */
+    pending_fold *pend;
+    size_t npend, cappend;
+    int commits_since_trim;
     const gd_kv_ops *kv;
     void *kv_ctx;
     void (*wake)(void *);
@@ -142,24 +161,23 @@ int gd_store_open(gd_store **out, const char *dir, const gd_kv_ops *kv,
                           "PRAGMA wal_autocheckpoint=4000;"
                           "CREATE TABLE IF NOT EXISTS sessions(id TEXT PRIMARY KEY, opno INTEGER "
                           "NOT NULL, record TEXT NOT NULL) WITHOUT ROWID;"
-                          "CREATE TABLE IF NOT EXISTS ops(id TEXT NOT NULL, opno INTEGER NOT "
-                          "NULL, op TEXT NOT NULL, PRIMARY KEY(id, opno)) WITHOUT ROWID;",
+                          "CREATE TABLE IF NOT EXISTS log(gseq INTEGER PRIMARY KEY, sid BLOB NOT "
+                          "NULL, opno INTEGER NOT NULL, op TEXT NOT NULL);",
                           NULL, NULL, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(st->db, "INSERT INTO ops(id, opno, op) VALUES(?1, ?2, ?3)", -1,
-                                &st->ins_op, NULL);
+        rc = sqlite3_prepare_v2(st->db, "INSERT INTO log(sid, opno, op) VALUES(?1, ?2, ?3)",
+                                -1, &st->ins_op, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(st->db, "INSERT OR REPLACE INTO sessions(id, opno, record) "
                                 "VALUES(?1, ?2, ?3)", -1, &st->put_ckpt, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(st->db, "DELETE FROM ops WHERE id = ?1 AND opno <= ?2", -1,
-                                &st->del_ops, NULL);
+        rc = sqlite3_prepare_v2(st->db, "DELETE FROM log WHERE gseq < ?1", -1, &st->trim, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(st->db, "SELECT opno, record FROM sessions WHERE id = ?1", -1,
                                 &st->get_ckpt, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(st->db, "SELECT opno, op FROM ops WHERE id = ?1 AND opno > ?2 "
-                                "ORDER BY opno", -1, &st->get_ops, NULL);
+        rc = sqlite3_prepare_v2(st->db, "SELECT opno, op FROM log WHERE gseq >= ?1 AND sid = ?2 "
+                                "ORDER BY gseq", -1, &st->get_ops, NULL);
     if (rc != SQLITE_OK) {
         gd_log(GD_LOG_ERROR, "store: cannot open %s: %s", path,
                st->db ? sqlite3_errmsg(st->db) : "out of memory");
@@ -214,7 +232,9 @@ void gd_store_close(gd_store *st)
     }
     sqlite3_finalize(st->ins_op);
     sqlite3_finalize(st->put_ckpt);
-    sqlite3_finalize(st->del_ops);
+    sqlite3_finalize(st->trim);
+    gd_idset_free(&st->unfolded);
+    free(st->pend);
     sqlite3_finalize(st->get_ckpt);
     sqlite3_finalize(st->get_ops);
     sqlite3_close(st->db);
@@ -319,39 +339,82 @@ static int step_reset(gd_store *st, sqlite3_stmt *s, const char *what)
     return map_rc(st, rc, what);
 }
 
+static int note_fold(gd_store *st, const char *id, int64_t gseq)
+{
+    if (st->npend == st->cappend) {
+        size_t cap = st->cappend ? st->cappend * 2 : 64;
+        pending_fold *p = realloc(st->pend, cap * sizeof(*p));
+        if (!p)
+            return -ENOMEM;
+        st->pend = p;
+        st->cappend = cap;
+    }
+    pending_fold *f = &st->pend[st->npend++];
+    snprintf(f->id, sizeof(f->id), "%s", id);
+    f->gseq = gseq;
+    return 0;
+}
+
+/* Deletes the log prefix that every session has folded into a checkpoint. */
+static int trim_log(gd_store *st)
+{
+    int64_t keep = INT64_MAX;
+    for (size_t i = 0; i < st->unfolded.cap; i++)
+        if (st->unfolded.slots[i].used && st->unfolded.slots[i].val < keep)
+            keep = st->unfolded.slots[i].val;
+    sqlite3_bind_int64(st->trim, 1, keep);
+    return step_reset(st, st->trim, "trim log");
+}
+
 static void run_commit(gd_store *st, gd_job *job)
 {
     int64_t t0 = gd_now_us();
     int rc = 0;
+    st->npend = 0;
     if (st->fault_file && access(st->fault_file, F_OK) == 0) {
         gd_log(GD_LOG_WARN, "store: injected commit failure (%s exists)", st->fault_file);
         rc = -EIO;
         goto out;
     }
     rc = map_rc(st, sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL), "begin");
+    if (rc == 0 && ++st->commits_since_trim >= 64) {
+        st->commits_since_trim = 0;
+        rc = trim_log(st);
+    }
     for (size_t i = 0; rc == 0 && i < job->nrows; i++) {
         gd_row *r = &job->rows[i];
         if (r->kind == GD_ROW_OP) {
-            sqlite3_bind_text(st->ins_op, 1, r->id, -1, SQLITE_STATIC);
+            uint8_t sid[16];
+            gd_id_pack(r->id, sid);
+            sqlite3_bind_blob(st->ins_op, 1, sid, 16, SQLITE_STATIC);
             sqlite3_bind_int64(st->ins_op, 2, r->opno);
             sqlite3_bind_text(st->ins_op, 3, r->text, (int)r->len, SQLITE_STATIC);
             rc = step_reset(st, st->ins_op, "append op");
+            if (rc == 0)
+                rc = note_fold(st, r->id, sqlite3_last_insert_rowid(st->db));
         } else {
             sqlite3_bind_text(st->put_ckpt, 1, r->id, -1, SQLITE_STATIC);
             sqlite3_bind_int64(st->put_ckpt, 2, r->opno);
             sqlite3_bind_text(st->put_ckpt, 3, r->text, (int)r->len, SQLITE_STATIC);
             rc = step_reset(st, st->put_ckpt, "write checkpoint");
-            if (rc == 0) {
-                sqlite3_bind_text(st->del_ops, 1, r->id, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(st->del_ops, 2, r->opno);
-                rc = step_reset(st, st->del_ops, "trim op log");
-            }
+            if (rc == 0)
+                rc = note_fold(st, r->id, -1);
         }
     }
     if (rc == 0)
         rc = map_rc(st, sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL), "commit");
     if (rc != 0 && !sqlite3_get_autocommit(st->db))
         sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    /* Only what is now on disk changes the fold map, in row order: a
+     * checkpoint folds everything before it; a later op opens a new range. */
+    for (size_t i = 0; rc == 0 && i < st->npend; i++) {
+        int64_t cur;
+        if (st->pend[i].gseq < 0)
+            gd_idset_remove(&st->unfolded, st->pend[i].id);
+        else if (!gd_idset_get(&st->unfolded, st->pend[i].id, &cur) &&
+                 gd_idset_put(&st->unfolded, st->pend[i].id, st->pend[i].gseq) != 0)
+            st->commits_since_trim = INT32_MIN; /* out of memory: never trim, never lose ops */
+    }
 out:
     job->rc = rc;
     pthread_mutex_lock(&st->mu);
@@ -392,10 +455,17 @@ static void run_load(gd_store *st, gd_job *job)
             goto out;
         }
         job->source = GD_SRC_DURABLE;
-        sqlite3_bind_text(st->get_ops, 1, job->id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st->get_ops, 2, job->ckpt_opno);
+        int64_t from;
+        if (!gd_idset_get(&st->unfolded, job->id, &from))
+            goto out; /* the checkpoint holds every op of this session */
+        uint8_t sid[16];
+        gd_id_pack(job->id, sid);
+        sqlite3_bind_int64(st->get_ops, 1, from);
+        sqlite3_bind_blob(st->get_ops, 2, sid, 16, SQLITE_STATIC);
         while ((rc = sqlite3_step(st->get_ops)) == SQLITE_ROW) {
             int64_t opno = sqlite3_column_int64(st->get_ops, 0);
+            if (opno <= (int64_t)job->rec.opno)
+                continue; /* already in the checkpoint */
             if (opno != (int64_t)job->rec.opno + 1) {
                 gd_log(GD_LOG_ERROR, "store: session %s: op log gap after %llu (found %lld)",
                        job->id, (unsigned long long)job->rec.opno, (long long)opno);
@@ -465,4 +535,149 @@ static void run_kv_put(gd_store *st, gd_job *job)
     else
         st->stats.kv_failures++;
     pthread_mutex_unlock(&st->mu);
+}
+
+static void format_id(const uint8_t *b, char out[37])
+{
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+             b[13], b[14], b[15]);
+}
+
+typedef struct recovering {
+    gd_record rec;
+    bool ok;
+} recovering;
+
+/*
+ * Crash recovery, at startup before the storage thread runs: replays every
+ * log row onto its session's checkpoint (through gd_apply, in log order),
+ * writes the results as new checkpoints, empties the log, then refreshes
+ * the KV view of those sessions. One transaction: a crash during recovery
+ * leaves the log as it was, and recovery runs again.
+ */
+int gd_store_recover(gd_store *st)
+{
+    int64_t t0 = gd_now_us();
+    sqlite3_stmt *q = NULL;
+    gd_idset index; /* id -> position in recs */
+    gd_idset_init(&index);
+    recovering *recs = NULL;
+    size_t n = 0, cap = 0, rows = 0;
+    int rc = map_rc(st, sqlite3_prepare_v2(st->db, "SELECT sid, opno, op FROM log ORDER BY gseq",
+                                           -1, &q, NULL), "scan log");
+    while (rc == 0) {
+        int step = sqlite3_step(q);
+        if (step == SQLITE_DONE)
+            break;
+        if (step != SQLITE_ROW) {
+            rc = map_rc(st, step, "scan log");
+            break;
+        }
+        rows++;
+        char id[37];
+        if (sqlite3_column_bytes(q, 0) != 16)
+            continue;
+        format_id(sqlite3_column_blob(q, 0), id);
+        int64_t at;
+        if (!gd_idset_get(&index, id, &at)) {
+            if (n == cap) {
+                cap = cap ? cap * 2 : 64;
+                recovering *r = realloc(recs, cap * sizeof(*r));
+                if (!r) {
+                    rc = -ENOMEM;
+                    break;
+                }
+                recs = r;
+            }
+            at = (int64_t)n++;
+            recs[at].ok = false;
+            memset(&recs[at].rec, 0, sizeof(recs[at].rec));
+            gd_state_init(&recs[at].rec.state);
+            if (gd_idset_put(&index, id, at) != 0) {
+                rc = -ENOMEM;
+                break;
+            }
+            sqlite3_bind_text(st->get_ckpt, 1, id, -1, SQLITE_STATIC);
+            if (sqlite3_step(st->get_ckpt) == SQLITE_ROW) {
+                json_error_t jerr;
+                json_t *j = json_loads((const char *)sqlite3_column_text(st->get_ckpt, 1),
+                                       JSON_DECODE_INT_AS_REAL, &jerr);
+                recs[at].ok = j && gd_record_from_json(j, &recs[at].rec) == 0;
+                json_decref(j);
+            }
+            sqlite3_reset(st->get_ckpt);
+            sqlite3_clear_bindings(st->get_ckpt);
+            if (!recs[at].ok)
+                gd_log(GD_LOG_ERROR, "recovery: session %s has log rows but no checkpoint", id);
+        }
+        recovering *r = &recs[at];
+        int64_t opno = sqlite3_column_int64(q, 1);
+        if (!r->ok || opno <= (int64_t)r->rec.opno)
+            continue;
+        if (opno != (int64_t)r->rec.opno + 1) {
+            gd_log(GD_LOG_ERROR, "recovery: session %s: gap after op %llu", id,
+                   (unsigned long long)r->rec.opno);
+            continue;
+        }
+        json_error_t jerr;
+        json_t *oj = json_loads((const char *)sqlite3_column_text(q, 2), JSON_DECODE_INT_AS_REAL,
+                                &jerr);
+        gd_op op;
+        gd_op_err err;
+        gd_apply_res res;
+        int prc = oj ? gd_op_parse(oj, true, &op, &err) : -EINVAL;
+        json_decref(oj);
+        if (prc == 0) {
+            prc = gd_apply(&r->rec, &op, &res, &err);
+            gd_op_clear(&op);
+        }
+        if (prc != 0)
+            gd_log(GD_LOG_ERROR, "recovery: session %s: op %lld does not replay", id,
+                   (long long)opno);
+    }
+    sqlite3_finalize(q);
+    if (rc == 0 && rows > 0) {
+        rc = map_rc(st, sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL), "begin");
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            if (!recs[i].ok)
+                continue;
+            gd_buf b;
+            gd_buf_init(&b);
+            gd_record_write(&b, &recs[i].rec, true);
+            if (b.oom) {
+                rc = -ENOMEM;
+            } else {
+                sqlite3_bind_text(st->put_ckpt, 1, recs[i].rec.id, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(st->put_ckpt, 2, (int64_t)recs[i].rec.opno);
+                sqlite3_bind_text(st->put_ckpt, 3, b.p, (int)b.len, SQLITE_STATIC);
+                rc = step_reset(st, st->put_ckpt, "write recovered checkpoint");
+            }
+            gd_buf_free(&b);
+        }
+        if (rc == 0)
+            rc = map_rc(st, sqlite3_exec(st->db, "DELETE FROM log", NULL, NULL, NULL), "empty log");
+        if (rc == 0)
+            rc = map_rc(st, sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL), "commit recovery");
+        if (rc != 0 && !sqlite3_get_autocommit(st->db))
+            sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            if (!recs[i].ok)
+                continue;
+            gd_buf b;
+            gd_buf_init(&b);
+            gd_record_write(&b, &recs[i].rec, false);
+            if (!b.oom && st->kv->put(st->kv_ctx, recs[i].rec.id, b.p, b.len,
+                                      recs[i].rec.updated_at) != 0)
+                gd_log(GD_LOG_WARN, "recovery: KV view of %s not refreshed", recs[i].rec.id);
+            gd_buf_free(&b);
+        }
+        gd_log(GD_LOG_INFO, "recovery: replayed %zu log rows into %zu sessions in %.1f ms", rows,
+               n, (double)(gd_now_us() - t0) / 1000.0);
+    }
+    for (size_t i = 0; i < n; i++)
+        gd_record_clear(&recs[i].rec);
+    free(recs);
+    gd_idset_free(&index);
+    return rc;
 }

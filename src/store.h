@@ -78,6 +78,9 @@ typedef struct gd_store_stats {
  * Returns 0 or a negative errno; on success *out is owned by the caller. */
 int gd_store_open(gd_store **out, const char *dir, const gd_kv_ops *kv,
                   void (*wake)(void *), void *wake_arg);
+/* Crash recovery, startup only, before gd_store_start: folds every log row
+ * into its session's checkpoint and refreshes their KV views. 0 or -errno. */
+int gd_store_recover(gd_store *st);
 /* Calls fn for each session id in the durable store and the KV view.
  * Startup only, before gd_store_start. */
 int gd_store_each_id(gd_store *st, void (*fn)(void *arg, const char *id), void *arg);

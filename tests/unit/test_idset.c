@@ -38,6 +38,15 @@ static void test_add_has_remove(void **state)
     /* Upper-case hex names the same session. */
     assert_int_equal(gd_idset_add(&s, "ABCDEF00-0000-4000-8000-000000000001"), 0);
     assert_true(gd_idset_has(&s, "abcdef00-0000-4000-8000-000000000001"));
+    int64_t v = -1;
+    make_id(id, 7);
+    assert_true(gd_idset_get(&s, id, &v));
+    assert_int_equal(v, 0);
+    assert_int_equal(gd_idset_put(&s, id, 42), 0);
+    assert_true(gd_idset_get(&s, id, &v));
+    assert_int_equal(v, 42);
+    make_id(id, 8);
+    assert_false(gd_idset_get(&s, id, &v));
     gd_idset_free(&s);
 }
 
