@@ -37,6 +37,8 @@ static const opt opts[] = {
      "directory of the web page's files"},
     {"evict-after", "GROOVED_EVICT_AFTER", INT(evict_after), "30", 0, 86400,
      "seconds a session with no players stays in memory"},
+    {"hibernate-after", "GROOVED_HIBERNATE_AFTER", INT(hibernate_after), "300", 1, 86400,
+     "seconds of silence after which a session's state leaves memory (players stay)"},
     {"checkpoint-every", "GROOVED_CHECKPOINT_EVERY", INT(checkpoint_every), "1000", 1, 1000000,
      "ops between full checkpoints of a session"},
     {"create-rate", "GROOVED_CREATE_RATE", INT(create_rate), "100", 1, 1000000,

@@ -69,6 +69,9 @@ struct gd_conn {
     gd_qitem *qhead, *qtail;
     size_t qbytes;
     gd_buf rx;       /* fragments of the message being received */
+    gd_buf stalled;  /* messages that arrived while the session was not in
+                      * memory, NUL-separated, replayed once it is loaded */
+    int nstalled;
     bool rx_discard; /* the current message is too large: drop the rest */
     double tokens;   /* rate limit bucket */
     int64_t tokens_at_us;

@@ -655,11 +655,12 @@ static void handle_metrics(gd_server *srv, gd_conn *c)
     gd_metrics *m = &srv->m;
     gd_store_stats st;
     gd_store_get_stats(srv->store, &st);
-    size_t live = 0, players = 0, loading = 0;
+    size_t live = 0, players = 0, loading = 0, hibernated = 0;
     for (size_t i = 0; i < srv->sessions.nbuckets; i++)
         for (gd_session *s = srv->sessions.buckets[i]; s; s = s->hnext) {
             live += s->st == GD_SESS_LIVE;
             loading += s->st == GD_SESS_LOADING;
+            hibernated += s->st == GD_SESS_HIBERNATED;
             players += (size_t)s->nplayers;
         }
     gd_buf b;
@@ -668,14 +669,18 @@ static void handle_metrics(gd_server *srv, gd_conn *c)
                   "# TYPE grooved_connections gauge\ngrooved_connections %zu\n"
                   "# TYPE grooved_sessions gauge\ngrooved_sessions{state=\"live\"} %zu\n"
                   "grooved_sessions{state=\"loading\"} %zu\n"
+                  "grooved_sessions{state=\"hibernated\"} %zu\n"
                   "# TYPE grooved_sessions_known gauge\ngrooved_sessions_known %zu\n"
                   "# TYPE grooved_sessions_evicted_total counter\n"
                   "grooved_sessions_evicted_total %llu\n"
+                  "# TYPE grooved_sessions_hibernated_total counter\n"
+                  "grooved_sessions_hibernated_total %llu\n"
                   "# TYPE grooved_sessions_created_total counter\n"
                   "grooved_sessions_created_total %llu\n"
                   "# TYPE grooved_ws_connections_total counter\ngrooved_ws_connections_total %llu\n"
                   "# TYPE grooved_http_requests_total counter\ngrooved_http_requests_total %llu\n",
-                  players, live, loading, srv->ids.n, (unsigned long long)m->evictions,
+                  players, live, loading, hibernated, srv->ids.n, (unsigned long long)m->evictions,
+                  (unsigned long long)m->hibernations,
                   (unsigned long long)m->sessions_created,
                   (unsigned long long)m->ws_connections, (unsigned long long)m->http_requests);
     gd_buf_puts(&b, "# TYPE grooved_mutations_total counter\n");

@@ -40,7 +40,7 @@ typedef struct gd_metrics {
     uint64_t rejected_invalid_json, rejected_too_large, rejected_unknown_type,
         rejected_invalid_field, rejected_track_not_found, rejected_too_many_tracks,
         rejected_published, rejected_rate_limited, rejected_storage;
-    uint64_t loads_durable, loads_kv, loads_default, evictions, kv_writes_requested;
+    uint64_t loads_durable, loads_kv, loads_default, evictions, hibernations, kv_writes_requested;
     uint64_t lagging_closed, idle_closed;
     uint64_t sessions_created;
     gd_hist ops_per_commit; /* counts, reusing the bucket machinery */

@@ -45,6 +45,8 @@ static void complete_join(gd_server *srv, gd_session *s, gd_conn *c);
 static void try_kv_flush(gd_server *srv, gd_session *s);
 static gd_msg *build_snapshot(gd_server *srv, gd_session *s, gd_conn *to);
 static void session_free(gd_server *srv, gd_session *s);
+static void submit_load(gd_server *srv, gd_session *s);
+static void kv_put(gd_server *srv, gd_session *s);
 
 /* ---- registry --------------------------------------------------------- */
 
@@ -398,27 +400,51 @@ static void rollback(gd_server *srv, gd_session *s, gd_batch *failed)
     }
     srv->m.rejected_storage++;
     s->evicting = false;
+    s->resync = true;
     gd_record_clear(&s->rec);
     gd_state_init(&s->rec.state);
-    s->st = GD_SESS_LOADING;
+    submit_load(srv, s);
+}
+
+/* ---- loading ---------------------------------------------------------- */
+
+static void submit_load(gd_server *srv, gd_session *s)
+{
     gd_job *job = gd_job_new(GD_JOB_LOAD);
     if (!job) {
-        gd_log(GD_LOG_ERROR, "session %s: out of memory while rolling back", s->id);
+        gd_log(GD_LOG_ERROR, "session %s: out of memory submitting its load", s->id);
         return;
     }
+    s->st = GD_SESS_LOADING;
     snprintf(job->id, sizeof(job->id), "%s", s->id);
     job->arg = srv;
     job->done = on_load_done;
     gd_store_submit(srv->store, job);
 }
 
-/* ---- loading ---------------------------------------------------------- */
+/* Replays the messages that arrived while c's session was not in memory. */
+static void replay_stalled(gd_server *srv, gd_conn *c)
+{
+    gd_buf held = c->stalled;
+    int n = c->nstalled;
+    gd_buf_init(&c->stalled);
+    c->nstalled = 0;
+    const char *p = held.p;
+    for (int i = 0; i < n && p; i++) {
+        size_t len = strlen(p);
+        gd_session_on_message(srv, c, p, len);
+        p += len + 1;
+    }
+    gd_buf_free(&held);
+}
 
 gd_session *gd_session_acquire(gd_server *srv, const char *id)
 {
     gd_session *s = gd_session_find(srv, id);
     if (s) {
         s->evicting = false; /* wanted again: keep it */
+        if (s->st == GD_SESS_HIBERNATED)
+            submit_load(srv, s);
         return s;
     }
     s = session_new(id);
@@ -517,14 +543,20 @@ static void on_load_done(gd_job *job)
         gd_conn *c = s->players[i];
         if (!c->joined) {
             complete_join(srv, s, c);
-        } else { /* reloaded after a failed commit: resynchronise */
-            gd_msg *m = build_snapshot(srv, s, c);
-            if (m)
-                gd_session_send(srv, c, m, (int64_t)s->rec.opno);
-            gd_msg_unref(m);
+        } else {
+            if (s->resync) { /* reloaded after a failed commit */
+                gd_msg *m = build_snapshot(srv, s, c);
+                if (m)
+                    gd_session_send(srv, c, m, (int64_t)s->rec.opno);
+                gd_msg_unref(m);
+            }
             lws_rx_flow_control(c->wsi, 1);
         }
     }
+    s->resync = false;
+    for (int i = 0; i < s->nplayers; i++)
+        if (s->players[i]->nstalled)
+            replay_stalled(srv, s->players[i]);
     for (gd_conn *c = s->waiters, *n; c; c = n) {
         n = c->wnext;
         if (c->wait == GD_WAIT_LOAD) {
@@ -782,6 +814,8 @@ void gd_session_leave(gd_server *srv, gd_conn *c)
     gd_session *s = c->session;
     gd_conn_clear_queue(c);
     gd_buf_free(&c->rx);
+    gd_buf_free(&c->stalled);
+    c->nstalled = 0;
     if (!s)
         return;
     c->session = NULL;
@@ -916,9 +950,23 @@ void gd_session_on_message(gd_server *srv, gd_conn *c, const char *data, size_t 
         return;
     }
     if (s->st != GD_SESS_LIVE) {
-        gd_session_send_error(srv, c, GD_E_STORAGE_UNAVAILABLE,
-                              "Session is reloading; retry shortly", NULL);
+        /* Not in memory (hibernated, or reloading after a failed commit):
+         * hold the message, stop reading, and replay it after the load. */
         json_decref(msg);
+        if (c->nstalled >= 64) {
+            gd_session_send_error(srv, c, GD_E_RATE_LIMITED, "Too many messages while the "
+                                  "session loads; retry", NULL);
+            return;
+        }
+        gd_buf_put(&c->stalled, data, len);
+        gd_buf_putc(&c->stalled, '\0');
+        c->nstalled++;
+        c->message_count--; /* counted again on replay */
+        lws_rx_flow_control(c->wsi, 0);
+        if (s->st == GD_SESS_HIBERNATED) {
+            gd_log(GD_LOG_INFO, "session %s: waking from hibernation", s->id);
+            submit_load(srv, s);
+        }
         return;
     }
     char *client_seq = NULL;
@@ -1077,6 +1125,30 @@ static void try_kv_flush(gd_server *srv, gd_session *s)
         kv_put(srv, s);
 }
 
+/* Drops the state of a session whose players have all been silent for
+ * --hibernate-after seconds, once its checkpoint is current and durable
+ * (queued here when it is not; a later tick finishes). The players stay
+ * connected; their next message reloads the state. */
+static void hibernate_if_silent(gd_server *srv, gd_session *s, int64_t now)
+{
+    int64_t after = (int64_t)srv->cfg.hibernate_after * 1000;
+    for (int i = 0; i < s->nplayers; i++)
+        if (!s->players[i]->joined || now - s->players[i]->last_message_at < after)
+            return;
+    if (s->ckpt_opno != (int64_t)s->rec.opno) {
+        add_checkpoint(srv, s, true);
+        return;
+    }
+    if (s->kv_opno != (int64_t)s->rec.opno)
+        kv_put(srv, s);
+    gd_log(GD_LOG_INFO, "session %s: hibernated (%d players silent for %llds, opno %llu)", s->id,
+           s->nplayers, (long long)(after / 1000), (unsigned long long)s->rec.opno);
+    srv->m.hibernations++;
+    gd_record_clear(&s->rec);
+    gd_state_init(&s->rec.state);
+    s->st = GD_SESS_HIBERNATED;
+}
+
 /* Evicts sessions idle for --evict-after seconds: writes their KV view if it
  * is behind, and frees them at once when their checkpoint is current, or
  * once the checkpoint queued here is durable (on_commit_done). Loads can
@@ -1088,6 +1160,18 @@ void gd_sessions_tick(gd_server *srv)
     for (size_t i = 0; i < srv->sessions.nbuckets; i++) {
         for (gd_session *s = srv->sessions.buckets[i], *n; s; s = n) {
             n = s->hnext;
+            if (s->st == GD_SESS_LIVE && s->nplayers && !s->waiters && !s->batch_refs &&
+                !s->evicting && s->durable_opno == (int64_t)s->rec.opno) {
+                hibernate_if_silent(srv, s, now);
+                continue;
+            }
+            if (s->st == GD_SESS_HIBERNATED && !s->nplayers && !s->waiters && !s->batch_refs) {
+                /* Its checkpoint and KV view were written when it hibernated. */
+                gd_log(GD_LOG_INFO, "session %s: evicted while hibernated", s->id);
+                srv->m.evictions++;
+                session_free(srv, s);
+                continue;
+            }
             if (s->evicting || s->st != GD_SESS_LIVE || s->nplayers || s->waiters ||
                 s->batch_refs || s->durable_opno != (int64_t)s->rec.opno ||
                 now - s->empty_since_ms < after)

@@ -11,8 +11,9 @@
  * get STORAGE_UNAVAILABLE, and the sessions reload from the durable store.
  *
  *   (absent) ──acquire──▶ LOADING ──load done──▶ LIVE ──idle, flushed──▶ (evicted)
- *                            ▲                    │
- *                            └── commit failed ───┘
+ *                            ▲  ▲                 │  │
+ *                            │  └─ commit failed ─┘  │ players silent, checkpoint durable
+ *                            └──── next message ── HIBERNATED (players kept, state dropped)
  *
  * Loop thread only.
  */
@@ -22,7 +23,7 @@
 #include "conn.h"
 #include "server.h"
 
-typedef enum { GD_SESS_LOADING, GD_SESS_LIVE } gd_sess_state;
+typedef enum { GD_SESS_LOADING, GD_SESS_LIVE, GD_SESS_HIBERNATED } gd_sess_state;
 
 struct gd_session {
     char id[37];
@@ -41,6 +42,7 @@ struct gd_session {
     int64_t empty_since_ms;
     bool kv_flush_wanted;
     bool evicting; /* idle; freed once its final checkpoint is durable */
+    bool resync;   /* send every player a snapshot when the load completes */
 };
 
 int gd_sessions_init(gd_server *srv);

@@ -50,12 +50,13 @@ class Server:
         with open(self.log_path) as f:
             return f.read()
 
-    def wait_log(self, pattern, timeout=10):
+    def wait_log(self, pattern, timeout=10, count=1):
+        """Waits until pattern has matched `count` times in the log."""
         deadline = time.time() + timeout
         while time.time() < deadline:
-            m = re.search(pattern, self.read_log())
-            if m:
-                return m
+            found = list(re.finditer(pattern, self.read_log()))
+            if len(found) >= count:
+                return found[count - 1]
             time.sleep(0.05)
         raise AssertionError(f"log never matched {pattern!r}:\n{self.read_log()[-3000:]}")
 
