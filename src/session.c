@@ -401,6 +401,10 @@ static void rollback(gd_server *srv, gd_session *s, gd_batch *failed)
     srv->m.rejected_storage++;
     s->evicting = false;
     s->resync = true;
+    if (s->durable_opno < 0 && s->kv_opno < 0) {
+        /* Its creation never reached the disk: it does not exist. */
+        gd_idset_remove(&srv->ids, s->id);
+    }
     gd_record_clear(&s->rec);
     gd_state_init(&s->rec.state);
     submit_load(srv, s);

@@ -169,9 +169,13 @@ class Client:
 TRACK = {"id": "t1", "name": "Kick", "sampleId": "kick", "steps": []}
 
 
+class Skip(Exception):
+    """Raised by a test whose precondition this machine lacks (said why)."""
+
+
 def run(tests):
     """Runs each test (sync or async), prints a summary line, exits non-zero on failure."""
-    passed = failed = 0
+    passed = failed = skipped = 0
     for t in tests:
         name = t.__name__
         start = time.time()
@@ -182,9 +186,13 @@ def run(tests):
                 t()
             passed += 1
             print(f"ok   {name} ({time.time() - start:.1f}s)", flush=True)
+        except Skip as e:
+            skipped += 1
+            print(f"skip {name}: {e}", flush=True)
         except Exception:
             failed += 1
             print(f"FAIL {name}", flush=True)
             traceback.print_exc()
-    print(f"{passed} passed, {failed} failed", flush=True)
+    print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""),
+          flush=True)
     sys.exit(1 if failed else 0)
