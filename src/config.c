@@ -39,6 +39,8 @@ static const opt opts[] = {
      "seconds a session with no players stays in memory"},
     {"hibernate-after", "GROOVED_HIBERNATE_AFTER", INT(hibernate_after), "300", 1, 86400,
      "seconds of silence after which a session's state leaves memory (players stay)"},
+    {"memory-budget-mb", "GROOVED_MEMORY_BUDGET_MB", INT(memory_budget_mb), "1024", 1, 1048576,
+     "session state kept in memory before least-recently-used sessions are evicted"},
     {"checkpoint-every", "GROOVED_CHECKPOINT_EVERY", INT(checkpoint_every), "1000", 1, 1000000,
      "ops between full checkpoints of a session"},
     {"create-rate", "GROOVED_CREATE_RATE", INT(create_rate), "100", 1, 1000000,

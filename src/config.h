@@ -16,7 +16,8 @@ typedef struct gd_config {
     char kv[32];
     char web_root[512];
     int evict_after;      /* seconds with no players before eviction */
-    int hibernate_after;  /* seconds of silence from every player before state is dropped */
+    int hibernate_after;
+    int memory_budget_mb; /* estimated session memory before LRU eviction */  /* seconds of silence from every player before state is dropped */
     int checkpoint_every; /* ops between checkpoints */
     int create_rate;      /* session creations per minute per client IP */
     char trusted_proxy[64];

@@ -673,6 +673,8 @@ static void handle_metrics(gd_server *srv, gd_conn *c)
                   "# TYPE grooved_sessions_known gauge\ngrooved_sessions_known %zu\n"
                   "# TYPE grooved_sessions_evicted_total counter\n"
                   "grooved_sessions_evicted_total %llu\n"
+                  "# TYPE grooved_memory_estimate_bytes gauge\ngrooved_memory_estimate_bytes %zu\n"
+                  "# TYPE grooved_budget_evictions_total counter\ngrooved_budget_evictions_total %llu\n"
                   "# TYPE grooved_sessions_hibernated_total counter\n"
                   "grooved_sessions_hibernated_total %llu\n"
                   "# TYPE grooved_sessions_created_total counter\n"
@@ -680,6 +682,7 @@ static void handle_metrics(gd_server *srv, gd_conn *c)
                   "# TYPE grooved_ws_connections_total counter\ngrooved_ws_connections_total %llu\n"
                   "# TYPE grooved_http_requests_total counter\ngrooved_http_requests_total %llu\n",
                   players, live, loading, hibernated, srv->ids.n, (unsigned long long)m->evictions,
+                  m->mem_estimate, (unsigned long long)m->budget_evictions,
                   (unsigned long long)m->hibernations,
                   (unsigned long long)m->sessions_created,
                   (unsigned long long)m->ws_connections, (unsigned long long)m->http_requests);

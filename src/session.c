@@ -50,6 +50,16 @@ static void kv_put(gd_server *srv, gd_session *s);
 
 /* ---- registry --------------------------------------------------------- */
 
+/* O(1) estimate of a session's memory: tracks dominate (128 steps and 128
+ * lock pointers each); lock texts are counted at a typical size. */
+static void touch_session(gd_session *s)
+{
+    s->last_active_ms = gd_now_ms();
+    s->mem_bytes = sizeof(*s) + (s->st == GD_SESS_LIVE
+                                     ? (size_t)s->rec.state.ntracks * (sizeof(gd_track) + 96)
+                                     : 0);
+}
+
 static size_t bucket_of(const gd_server *srv, const char *id)
 {
     uint64_t h = 1469598103934665603ull;
@@ -558,6 +568,7 @@ static void on_load_done(gd_job *job)
         }
     }
     s->resync = false;
+    touch_session(s);
     for (int i = 0; i < s->nplayers; i++)
         if (s->players[i]->nstalled)
             replay_stalled(srv, s->players[i]);
@@ -586,6 +597,7 @@ gd_session *gd_session_create(gd_server *srv, gd_record *rec)
         return NULL;
     }
     table_insert(srv, s);
+    touch_session(s);
     srv->m.sessions_created++;
     gd_sessions_schedule_flush(srv);
     return s;
@@ -629,6 +641,7 @@ int gd_session_apply_op(gd_server *srv, gd_session *s, gd_op *op, gd_conn *sende
         add_checkpoint(srv, s, true);
     srv->m.mutations[op->type]++;
     *opno = (int64_t)s->rec.opno;
+    touch_session(s);
 
     if (op->type == GD_OP_REPLACE_STATE) {
         gd_session_snapshot_all(srv, s);
@@ -804,6 +817,7 @@ static void complete_join(gd_server *srv, gd_session *s, gd_conn *c)
 
 void gd_session_join(gd_server *srv, gd_session *s, gd_conn *c)
 {
+    touch_session(s);
     c->session = s;
     s->players[s->nplayers++] = c;
     s->empty_since_ms = 0;
@@ -830,6 +844,7 @@ void gd_session_leave(gd_server *srv, gd_conn *c)
     if (k < 0)
         return;
     s->players[k] = s->players[--s->nplayers];
+    touch_session(s);
     if (c->joined) {
         gd_buf b;
         gd_buf_init(&b);
@@ -1034,6 +1049,7 @@ out:
 
 void gd_session_wait_load(gd_server *srv, gd_session *s, gd_conn *c, gd_http_cont cont)
 {
+    touch_session(s);
     if (s->st == GD_SESS_LIVE) {
         cont(c, s);
         return;
@@ -1133,15 +1149,15 @@ static void try_kv_flush(gd_server *srv, gd_session *s)
  * --hibernate-after seconds, once its checkpoint is current and durable
  * (queued here when it is not; a later tick finishes). The players stay
  * connected; their next message reloads the state. */
-static void hibernate_if_silent(gd_server *srv, gd_session *s, int64_t now)
+static bool hibernate_if_silent(gd_server *srv, gd_session *s, int64_t now, bool force)
 {
     int64_t after = (int64_t)srv->cfg.hibernate_after * 1000;
     for (int i = 0; i < s->nplayers; i++)
-        if (!s->players[i]->joined || now - s->players[i]->last_message_at < after)
-            return;
+        if (!s->players[i]->joined || (!force && now - s->players[i]->last_message_at < after))
+            return false;
     if (s->ckpt_opno != (int64_t)s->rec.opno) {
         add_checkpoint(srv, s, true);
-        return;
+        return false;
     }
     if (s->kv_opno != (int64_t)s->rec.opno)
         kv_put(srv, s);
@@ -1151,6 +1167,75 @@ static void hibernate_if_silent(gd_server *srv, gd_session *s, int64_t now)
     gd_record_clear(&s->rec);
     gd_state_init(&s->rec.state);
     s->st = GD_SESS_HIBERNATED;
+    touch_session(s);
+    return true;
+}
+
+/* Evicts one idle, durable session: writes its KV view if behind, then frees
+ * it now if its checkpoint is current, else once the checkpoint queued here
+ * is durable (on_commit_done). Returns true when it was freed now. */
+static bool evict_idle(gd_server *srv, gd_session *s, const char *why)
+{
+    if (s->kv_opno != (int64_t)s->rec.opno)
+        kv_put(srv, s);
+    if (s->ckpt_opno != (int64_t)s->rec.opno) {
+        if (add_checkpoint(srv, s, true) == 0)
+            s->evicting = true;
+        return false;
+    }
+    gd_log(GD_LOG_INFO, "session %s: evicted (%s, opno %llu)", s->id, why,
+           (unsigned long long)s->rec.opno);
+    srv->m.evictions++;
+    session_free(srv, s);
+    return true;
+}
+
+static int by_last_active(const void *a, const void *b)
+{
+    const gd_session *x = *(gd_session *const *)a, *y = *(gd_session *const *)b;
+    return x->last_active_ms < y->last_active_ms ? -1 : x->last_active_ms > y->last_active_ms;
+}
+
+/* Over the memory budget: evict sessions without players, and hibernate
+ * those with players, least recently used first, until under it. */
+static void enforce_budget(gd_server *srv)
+{
+    size_t total = 0, n = 0;
+    for (size_t i = 0; i < srv->sessions.nbuckets; i++)
+        for (gd_session *s = srv->sessions.buckets[i]; s; s = s->hnext)
+            total += s->mem_bytes, n++;
+    srv->m.mem_estimate = total;
+    size_t budget = (size_t)srv->cfg.memory_budget_mb * 1024 * 1024;
+    if (total <= budget)
+        return;
+    gd_session **cand = malloc(n * sizeof(*cand));
+    if (!cand)
+        return;
+    size_t k = 0;
+    for (size_t i = 0; i < srv->sessions.nbuckets; i++)
+        for (gd_session *s = srv->sessions.buckets[i]; s; s = s->hnext)
+            if (s->st == GD_SESS_LIVE && !s->waiters && !s->batch_refs && !s->evicting &&
+                s->durable_opno == (int64_t)s->rec.opno)
+                cand[k++] = s;
+    qsort(cand, k, sizeof(*cand), by_last_active);
+    int64_t now = gd_now_ms();
+    for (size_t i = 0; i < k && total > budget; i++) {
+        gd_session *s = cand[i];
+        size_t before = s->mem_bytes;
+        if (s->nplayers) {
+            if (hibernate_if_silent(srv, s, now, true)) {
+                srv->m.budget_evictions++;
+                total -= before - s->mem_bytes;
+            }
+        } else if (evict_idle(srv, s, "memory budget")) { /* s is freed */
+            srv->m.budget_evictions++;
+            total -= before;
+        } else if (s->evicting) { /* freed once its checkpoint is durable */
+            srv->m.budget_evictions++;
+            total -= before;
+        }
+    }
+    free(cand);
 }
 
 /* Evicts sessions idle for --evict-after seconds: writes their KV view if it
@@ -1166,7 +1251,7 @@ void gd_sessions_tick(gd_server *srv)
             n = s->hnext;
             if (s->st == GD_SESS_LIVE && s->nplayers && !s->waiters && !s->batch_refs &&
                 !s->evicting && s->durable_opno == (int64_t)s->rec.opno) {
-                hibernate_if_silent(srv, s, now);
+                hibernate_if_silent(srv, s, now, false);
                 continue;
             }
             if (s->st == GD_SESS_HIBERNATED && !s->nplayers && !s->waiters && !s->batch_refs) {
@@ -1180,19 +1265,10 @@ void gd_sessions_tick(gd_server *srv)
                 s->batch_refs || s->durable_opno != (int64_t)s->rec.opno ||
                 now - s->empty_since_ms < after)
                 continue;
-            if (s->kv_opno != (int64_t)s->rec.opno)
-                kv_put(srv, s);
-            if (s->ckpt_opno != (int64_t)s->rec.opno) {
-                if (add_checkpoint(srv, s, true) == 0)
-                    s->evicting = true;
-                continue;
-            }
-            gd_log(GD_LOG_INFO, "session %s: evicted after %llds idle (opno %llu)", s->id,
-                   (long long)((now - s->empty_since_ms) / 1000), (unsigned long long)s->rec.opno);
-            srv->m.evictions++;
-            session_free(srv, s);
+            evict_idle(srv, s, "idle");
         }
     }
+    enforce_budget(srv);
     gd_sessions_schedule_flush(srv);
 }
 
