@@ -243,6 +243,16 @@ static const struct lws_protocols protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
+/* Wakes lws_service every 50 ms so the loops below can check their clocks
+ * even when no socket is active (idle mode). */
+static lws_sorted_usec_list_t tick;
+static struct lws_context *tick_ctx;
+
+static void tick_cb(lws_sorted_usec_list_t *sul)
+{
+    lws_sul_schedule(tick_ctx, 0, sul, tick_cb, 50 * LWS_US_PER_MS);
+}
+
 static void on_signal(int s)
 {
     (void)s;
@@ -467,6 +477,8 @@ int main(int argc, char **argv)
     struct lws_context *ctx = lws_create_context(&info);
     if (!ctx)
         return 1;
+    tick_ctx = ctx;
+    lws_sul_schedule(ctx, 0, &tick, tick_cb, 50 * LWS_US_PER_MS);
 
     t_start_us = now_us();
     for (int i = 0; i < nclients; i++) {
@@ -528,6 +540,7 @@ int main(int argc, char **argv)
     int64_t close_deadline = now_us() + 5 * 1000000LL;
     while (closed_count < nclients && now_us() < close_deadline)
         lws_service(ctx, 0);
+    lws_sul_cancel(&tick);
     lws_context_destroy(ctx);
 
     qsort(lat, nlat, sizeof(*lat), cmp64);
