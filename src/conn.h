@@ -87,6 +87,8 @@ struct gd_conn {
     gd_wait_kind wait;
     int64_t wait_opno;
     gd_http_cont cont;
+    gd_http_cont after_durable; /* runs instead of answering once durable */
+    struct gd_job *list_job;    /* a listing in flight for this request */
     gd_conn *wnext, *wprev; /* session's HTTP waiter list */
     int status;
     char *resp; /* owned */

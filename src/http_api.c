@@ -195,6 +195,9 @@ int gd_http_on_body_done(gd_server *srv, gd_conn *c)
 
 void gd_http_on_closed(gd_server *srv, gd_conn *c)
 {
+    if (c->list_job)
+        c->list_job->owner = NULL; /* the job outlives us: its callback frees it */
+    c->list_job = NULL;
     gd_session_unwait(c);
     reset_request(c);
 }
@@ -378,7 +381,9 @@ static json_t *parse_body(gd_conn *c)
     return json_loadb(c->body.p, c->body.len, JSON_DECODE_INT_AS_REAL | JSON_DECODE_ANY, &e);
 }
 
-static void handle_create(gd_server *srv, gd_conn *c)
+/* The per-IP limit on every route that creates a session (decision #23).
+ * Answers 429 and returns false when it is exhausted. */
+static bool creation_allowed(gd_server *srv, gd_conn *c)
 {
     int retry;
     if (!rate_allow(srv, c->peer, &retry)) {
@@ -392,8 +397,15 @@ static void handle_create(gd_server *srv, gd_conn *c)
         add_header(c, "retry-after:", ra);
         add_header(c, "x-ratelimit-remaining:", "0");
         gd_http_ready(c);
-        return;
+        return false;
     }
+    return true;
+}
+
+static void handle_create(gd_server *srv, gd_conn *c)
+{
+    if (!creation_allowed(srv, c))
+        return;
     json_t *body = NULL;
     if (c->body_is_json && c->body.len) {
         body = parse_body(c);
@@ -622,6 +634,165 @@ static void cont_patch(gd_conn *c, gd_session *s)
     gd_op_clear(&op);
 }
 
+static const char *first_track_name(const gd_record *r)
+{
+    return r->state.ntracks ? r->state.tracks[0]->name : "Untitled Session";
+}
+
+/* The copy of a remix or publish: made only once the source is durable, so
+ * nothing that might still be rolled back can leak into it. */
+static void make_copy(gd_conn *c, gd_session *src, bool publish)
+{
+    gd_server *srv = gd_server_of(c->wsi);
+    char id[37];
+    gd_record rec;
+    if (gd_uuid_v4(id) != 0) {
+        respond(c, 500, "{\"error\":\"Failed to create session\"}");
+        return;
+    }
+    gd_record_init(&rec, id, gd_now_ms());
+    rec.immutable = publish;
+    rec.remixed_from = strdup(src->id);
+    rec.remixed_from_name = strdup(src->rec.name ? src->rec.name : first_track_name(&src->rec));
+    if (publish && src->rec.name)
+        rec.name = strdup(src->rec.name);
+    gd_state_clear(&rec.state);
+    gd_session *s = NULL;
+    if (rec.remixed_from && rec.remixed_from_name && (!publish || !src->rec.name || rec.name) &&
+        gd_state_copy(&rec.state, &src->rec.state) == 0)
+        s = gd_session_create(srv, &rec);
+    if (!s) {
+        gd_record_clear(&rec);
+        respond(c, 503, publish ? "{\"error\":\"Failed to publish session\"}"
+                                : "{\"error\":\"Failed to remix session\"}");
+        return;
+    }
+    char out[256];
+    if (publish) {
+        snprintf(out, sizeof(out),
+                 "{\"id\":\"%s\",\"immutable\":true,\"url\":\"/s/%s\",\"sourceId\":\"%s\","
+                 "\"remixedFrom\":\"%s\"}",
+                 s->id, s->id, src->id, src->id);
+    } else {
+        gd_op op = {.type = GD_OP_REMIX_COUNT};
+        gd_op_err err;
+        int64_t opno;
+        if (gd_session_apply_op(srv, src, &op, NULL, NULL, &err, &opno) != 0)
+            gd_log(GD_LOG_WARN, "session %s: remix count not recorded: %s", src->id, err.message);
+        snprintf(out, sizeof(out), "{\"id\":\"%s\",\"remixedFrom\":\"%s\",\"url\":\"/s/%s\"}",
+                 s->id, src->id, s->id);
+    }
+    gd_log(GD_LOG_INFO, "session %s: %s of %s by %s", s->id, publish ? "published copy" : "remix",
+           src->id, c->peer);
+    gd_http_set_json(c, 201, out);
+    gd_session_wait_durable(srv, s, c, 0);
+}
+
+static void copy_remix(gd_conn *c, gd_session *src)
+{
+    make_copy(c, src, false);
+}
+
+static void copy_publish(gd_conn *c, gd_session *src)
+{
+    make_copy(c, src, true);
+}
+
+static void cont_remix(gd_conn *c, gd_session *src)
+{
+    c->after_durable = copy_remix;
+    gd_session_wait_durable(gd_server_of(c->wsi), src, c, (int64_t)src->rec.opno);
+}
+
+static void cont_publish(gd_conn *c, gd_session *src)
+{
+    if (src->rec.immutable) {
+        respond(c, 400, "{\"error\":\"Cannot publish from an already-published session. Remix "
+                        "it first to create an editable copy.\"}");
+        return;
+    }
+    c->after_durable = copy_publish;
+    gd_session_wait_durable(gd_server_of(c->wsi), src, c, (int64_t)src->rec.opno);
+}
+
+static void cont_debug(gd_conn *c, gd_session *s)
+{
+    gd_buf b;
+    gd_buf_init(&b);
+    gd_buf_printf(&b,
+                  "{\"id\":\"%s\",\"players\":%d,\"serverSeq\":%llu,\"opno\":%llu,"
+                  "\"durableOpno\":%lld,\"checkpointOpno\":%lld,\"kvOpno\":%lld,"
+                  "\"memoryEstimate\":%zu,\"playerIds\":[",
+                  s->id, s->nplayers, (unsigned long long)s->rec.server_seq,
+                  (unsigned long long)s->rec.opno, (long long)s->durable_opno,
+                  (long long)s->ckpt_opno, (long long)s->kv_opno, s->mem_bytes);
+    for (int i = 0; i < s->nplayers; i++)
+        gd_buf_printf(&b, "%s\"%s\"", i ? "," : "", s->players[i]->player_id);
+    char hash[9] = "";
+    gd_state_hash(&s->rec.state, hash);
+    gd_buf_printf(&b, "],\"stateHash\":\"%s\"}", hash);
+    respond_buf(c, 200, &b);
+    gd_buf_free(&b);
+}
+
+static void on_list_done(gd_job *job)
+{
+    gd_conn *c = job->owner;
+    if (c) {
+        c->list_job = NULL;
+        if (job->rc == 0 && job->text)
+            gd_http_set_response(c, 200, mime_json, job->text, job->len);
+        else
+            gd_http_set_json(c, 503, "{\"error\":\"Listing unavailable\"}");
+        gd_http_ready(c);
+    }
+    gd_job_free(job);
+}
+
+/* GET /api/sessions?limit=N&cursor=<updatedAt>.<id>: from the KV view. */
+static void handle_list(gd_server *srv, gd_conn *c)
+{
+    char buf[128];
+    int limit = 20;
+    /* lws copies "name=value" into buf and returns where the value starts. */
+    const char *arg = lws_get_urlarg_by_name(c->wsi, "limit=", buf, sizeof(buf));
+    if (arg) {
+        char *end;
+        long n = strtol(arg, &end, 10);
+        if (*arg == '\0' || *end || n < 1 || n > 100) {
+            respond(c, 400, "{\"error\":\"limit must be an integer from 1 to 100\"}");
+            return;
+        }
+        limit = (int)n;
+    }
+    gd_job *job = gd_job_new(GD_JOB_KV_LIST);
+    if (!job) {
+        respond(c, 503, "{\"error\":\"Out of memory\"}");
+        return;
+    }
+    job->updated_at = INT64_MAX;
+    snprintf(job->id, sizeof(job->id), "~"); /* sorts after every id */
+    arg = lws_get_urlarg_by_name(c->wsi, "cursor=", buf, sizeof(buf));
+    if (arg) {
+        char *dot = strchr(arg, '.');
+        char *end;
+        long long at = dot ? strtoll(arg, &end, 10) : 0;
+        if (!dot || end != dot || !gd_uuid_shape_ok(dot + 1, (int)strlen(dot + 1))) {
+            gd_job_free(job);
+            respond(c, 400, "{\"error\":\"Invalid cursor\"}");
+            return;
+        }
+        job->updated_at = at;
+        snprintf(job->id, sizeof(job->id), "%s", dot + 1);
+    }
+    job->limit = limit;
+    job->owner = c;
+    job->arg = srv;
+    job->done = on_list_done;
+    c->list_job = job;
+    gd_store_submit(srv->store, job);
+}
+
 static void with_session(gd_server *srv, gd_conn *c, const char *id, gd_http_cont cont)
 {
     if (!gd_idset_has(&srv->ids, id)) {
@@ -796,10 +967,22 @@ static void dispatch(gd_server *srv, gd_conn *c)
         handle_create(srv, c);
         return;
     }
+    if (strcmp(p, "/api/sessions") == 0 && c->method == M_GET) {
+        handle_list(srv, c);
+        return;
+    }
+    static const char debug_prefix[] = "/api/debug/sessions/";
+    if (srv->cfg.debug_routes && c->method == M_GET &&
+        strncmp(p, debug_prefix, sizeof(debug_prefix) - 1) == 0 &&
+        gd_uuid_shape_ok(p + sizeof(debug_prefix) - 1, (int)strlen(p + sizeof(debug_prefix) - 1))) {
+        with_session(srv, c, p + sizeof(debug_prefix) - 1, cont_debug);
+        return;
+    }
     route_kind r = session_route(p, id);
     if (r != R_NONE) {
         bool ok = (r == R_SESSION && (c->method == M_GET || c->method == M_PUT ||
-                                      c->method == M_PATCH));
+                                      c->method == M_PATCH)) ||
+                  ((r == R_REMIX || r == R_PUBLISH) && c->method == M_POST);
         if (!ok) {
             respond(c, 404, "{\"error\":\"Not found\"}");
             return;
@@ -808,8 +991,14 @@ static void dispatch(gd_server *srv, gd_conn *c)
             respond(c, 400, "{\"error\":\"Invalid session ID format\"}");
             return;
         }
+        if ((r == R_REMIX || r == R_PUBLISH) && !creation_allowed(srv, c))
+            return;
         with_session(srv, c, id,
-                     c->method == M_GET ? cont_get : c->method == M_PUT ? cont_put : cont_patch);
+                     r == R_REMIX             ? cont_remix
+                     : r == R_PUBLISH         ? cont_publish
+                     : c->method == M_GET     ? cont_get
+                     : c->method == M_PUT     ? cont_put
+                                              : cont_patch);
         return;
     }
     if (strncmp(p, "/api/", 5) == 0 || c->method != M_GET) {

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "jsonw.h"
+
 typedef struct gd_kv_ops {
     const char *name;
     /* Opens the backend; `where` is a data directory or URL. *ctx is owned
@@ -22,6 +24,12 @@ typedef struct gd_kv_ops {
     /* Reads the Session JSON of id into *json (malloc'd, caller frees);
      * -ENOENT when absent. */
     int (*get)(void *ctx, const char *id, char **json);
+    /* Appends to out, as JSON objects separated by commas, up to `limit`
+     * sessions older than the cursor (updated_at, id), newest first: id,
+     * name, updatedAt, trackCount, immutable. Sets *next_at / next_id to the
+     * cursor of the last one when there may be more (next_id[0] = 0 if not). */
+    int (*list)(void *ctx, int64_t before_at, const char *before_id, int limit, gd_buf *out,
+                int64_t *next_at, char next_id[37]);
     /* Calls fn for every stored id (startup only). */
     int (*each_id)(void *ctx, void (*fn)(void *arg, const char *id), void *arg);
 } gd_kv_ops;

@@ -6,6 +6,7 @@
 #include "kv.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,6 +110,51 @@ static int kv_each_id(void *ctx, void (*fn)(void *arg, const char *id), void *ar
     return rc == SQLITE_DONE ? 0 : -EIO;
 }
 
+static int kv_list(void *ctx, int64_t before_at, const char *before_id, int limit, gd_buf *out,
+                   int64_t *next_at, char next_id[37])
+{
+    kv_sqlite *kv = ctx;
+    sqlite3_stmt *st;
+    next_id[0] = '\0';
+    if (sqlite3_prepare_v2(kv->db,
+                           "SELECT id, updated_at, value FROM kv WHERE updated_at < ?1 OR "
+                           "(updated_at = ?1 AND id < ?2) ORDER BY updated_at DESC, id DESC "
+                           "LIMIT ?3",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -EIO;
+    sqlite3_bind_int64(st, 1, before_at);
+    sqlite3_bind_text(st, 2, before_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, limit);
+    int rc, n = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        int64_t at = sqlite3_column_int64(st, 1);
+        json_error_t e;
+        json_t *v = json_loads((const char *)sqlite3_column_text(st, 2), 0, &e);
+        if (n++)
+            gd_buf_putc(out, ',');
+        gd_buf_puts(out, "{\"id\":");
+        gd_json_str(out, id);
+        gd_buf_puts(out, ",\"name\":");
+        json_t *name = json_object_get(v, "name");
+        if (json_is_string(name))
+            gd_json_str(out, json_string_value(name));
+        else
+            gd_buf_puts(out, "null");
+        gd_buf_printf(out, ",\"updatedAt\":%lld,\"trackCount\":%zu,\"immutable\":%s}",
+                      (long long)at,
+                      json_array_size(json_object_get(json_object_get(v, "state"), "tracks")),
+                      json_is_true(json_object_get(v, "immutable")) ? "true" : "false");
+        json_decref(v);
+        if (n == limit) {
+            *next_at = at;
+            snprintf(next_id, 37, "%s", id);
+        }
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
 const gd_kv_ops gd_kv_sqlite = {
     .name = "sqlite",
     .open = kv_open,
@@ -116,4 +162,5 @@ const gd_kv_ops gd_kv_sqlite = {
     .put = kv_put,
     .get = kv_get,
     .each_id = kv_each_id,
+    .list = kv_list,
 };

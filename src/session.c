@@ -333,8 +333,13 @@ static void release(gd_server *srv, gd_session *s)
     for (gd_conn *c = s->waiters, *n; c; c = n) {
         n = c->wnext;
         if (c->wait == GD_WAIT_DURABLE && c->wait_opno <= s->durable_opno) {
+            gd_http_cont after = c->after_durable;
+            c->after_durable = NULL;
             gd_session_unwait(c);
-            gd_http_ready(c);
+            if (after)
+                after(c, s);
+            else
+                gd_http_ready(c);
         }
     }
     if (s->kv_flush_wanted)
@@ -402,6 +407,7 @@ static void rollback(gd_server *srv, gd_session *s, gd_batch *failed)
     for (gd_conn *c = s->waiters, *n; c; c = n) {
         n = c->wnext;
         if (c->wait == GD_WAIT_DURABLE && c->wait_opno > s->durable_opno) {
+            c->after_durable = NULL;
             gd_session_unwait(c);
             gd_http_set_json(c, 503, "{\"error\":\"Storage unavailable\",\"message\":\"The "
                                      "change could not be saved; it was not applied\"}");
@@ -1067,7 +1073,12 @@ void gd_session_wait_load(gd_server *srv, gd_session *s, gd_conn *c, gd_http_con
 void gd_session_wait_durable(gd_server *srv, gd_session *s, gd_conn *c, int64_t opno)
 {
     if (s->durable_opno >= opno) {
-        gd_http_ready(c);
+        gd_http_cont after = c->after_durable;
+        c->after_durable = NULL;
+        if (after)
+            after(c, s);
+        else
+            gd_http_ready(c);
         return;
     }
     c->wait = GD_WAIT_DURABLE;

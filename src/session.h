@@ -75,7 +75,8 @@ void gd_session_send_error(gd_server *srv, gd_conn *c, const char *code, const c
 /* Sends a fresh snapshot to every player (after a REST replace). */
 void gd_session_snapshot_all(gd_server *srv, gd_session *s);
 
-/* HTTP requests waiting on a session. */
+/* HTTP requests waiting on a session. wait_durable answers c once opno is
+ * durable, or runs c->after_durable instead when it is set. */
 void gd_session_wait_load(gd_server *srv, gd_session *s, gd_conn *c, gd_http_cont cont);
 void gd_session_wait_durable(gd_server *srv, gd_session *s, gd_conn *c, int64_t opno);
 void gd_session_unwait(gd_conn *c);

@@ -65,6 +65,7 @@ static void *storage_main(void *arg);
 static void run_commit(gd_store *st, gd_job *job);
 static void run_load(gd_store *st, gd_job *job);
 static void run_kv_put(gd_store *st, gd_job *job);
+static void run_kv_list(gd_store *st, gd_job *job);
 static int map_rc(gd_store *st, int rc, const char *what);
 
 int64_t gd_now_us(void)
@@ -316,6 +317,7 @@ static void *storage_main(void *arg)
         case GD_JOB_COMMIT: run_commit(st, job); break;
         case GD_JOB_LOAD: run_load(st, job); break;
         case GD_JOB_KV_PUT: run_kv_put(st, job); break;
+        case GD_JOB_KV_LIST: run_kv_list(st, job); break;
         }
         job->finished_us = gd_now_us();
 
@@ -515,6 +517,23 @@ out:
     pthread_mutex_lock(&st->mu);
     st->stats.loads++;
     pthread_mutex_unlock(&st->mu);
+}
+
+static void run_kv_list(gd_store *st, gd_job *job)
+{
+    gd_buf b;
+    gd_buf_init(&b);
+    gd_buf_puts(&b, "{\"sessions\":[");
+    job->rc = st->kv->list(st->kv_ctx, job->updated_at, job->id, job->limit, &b, &job->next_at,
+                           job->next_id);
+    gd_buf_puts(&b, "],\"nextCursor\":");
+    if (job->next_id[0])
+        gd_buf_printf(&b, "\"%lld.%s\"}", (long long)job->next_at, job->next_id);
+    else
+        gd_buf_puts(&b, "null}");
+    if (b.oom)
+        job->rc = -ENOMEM;
+    job->text = gd_buf_steal(&b, &job->len);
 }
 
 static void run_kv_put(gd_store *st, gd_job *job)

@@ -24,7 +24,7 @@
 #include "kv.h"
 #include "model.h"
 
-typedef enum { GD_JOB_COMMIT, GD_JOB_LOAD, GD_JOB_KV_PUT } gd_job_type;
+typedef enum { GD_JOB_COMMIT, GD_JOB_LOAD, GD_JOB_KV_PUT, GD_JOB_KV_LIST } gd_job_type;
 typedef enum { GD_ROW_OP, GD_ROW_CKPT } gd_row_kind;
 typedef enum { GD_SRC_NONE = 0, GD_SRC_DURABLE, GD_SRC_KV, GD_SRC_DEFAULT } gd_load_source;
 
@@ -45,6 +45,7 @@ struct gd_job {
     int rc;               /* result: 0 or negative errno, set by the storage thread */
     gd_job_done_fn done;  /* runs on the loop thread; must free the job */
     void *arg;            /* loop-side context */
+    void *owner;          /* loop-side requester; NULLed by the loop if it goes away */
     int64_t submitted_us; /* monotonic clock */
     int64_t finished_us;
 
@@ -60,10 +61,15 @@ struct gd_job {
     int64_t ckpt_opno;
     int replayed;
 
-    /* GD_JOB_KV_PUT: id, text (owned), updated_at */
+    /* GD_JOB_KV_PUT: id, text (owned), updated_at.
+     * GD_JOB_KV_LIST: in id + updated_at (cursor), limit; out text (the JSON
+     * body), next_at + next_id. */
     char *text;
     size_t len;
     int64_t updated_at;
+    int limit;
+    int64_t next_at;
+    char next_id[37];
 };
 
 typedef struct gd_store gd_store;
