@@ -96,6 +96,7 @@ struct gd_conn {
     const char *resp_type;
     char resp_headers[160]; /* extra "Name: value\r\n" lines */
     bool resp_ready, headers_sent;
+    bool dispatched; /* the current request has been routed (exactly once) */
 };
 
 /* Queues m (takes a new reference) behind everything already queued. Returns

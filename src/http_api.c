@@ -121,7 +121,7 @@ static void reset_request(gd_conn *c)
     gd_buf_free(&c->body);
     c->body_too_large = c->body_is_json = false;
     c->if_match[0] = c->resp_headers[0] = c->query[0] = '\0';
-    c->resp_ready = c->headers_sent = false;
+    c->resp_ready = c->headers_sent = c->dispatched = false;
     c->resp_len = c->resp_off = 0;
     c->status = 0;
 }
@@ -176,6 +176,8 @@ int gd_http_on_request(gd_server *srv, gd_conn *c, const char *uri)
 
 int gd_http_on_body(gd_server *srv, gd_conn *c, const void *in, size_t len)
 {
+    if (c->dispatched)
+        return 0; /* lws reports an empty body for Content-Length: 0 */
     if (c->body.len + len > GD_MAX_MESSAGE)
         c->body_too_large = true;
     if (!c->body_too_large)
@@ -185,6 +187,8 @@ int gd_http_on_body(gd_server *srv, gd_conn *c, const void *in, size_t len)
 
 int gd_http_on_body_done(gd_server *srv, gd_conn *c)
 {
+    if (c->dispatched)
+        return 0;
     if (c->body_too_large || c->body.oom) {
         respond(c, 413, "{\"error\":\"Request body too large\"}");
         return 0;
@@ -951,6 +955,7 @@ static void serve_file(gd_server *srv, gd_conn *c, const char *rel)
 static void dispatch(gd_server *srv, gd_conn *c)
 {
     const char *p = c->path;
+    c->dispatched = true;
     char id[37];
     if (strcmp(p, "/healthz") == 0 && c->method == M_GET) {
         char out[160];

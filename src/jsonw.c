@@ -56,6 +56,8 @@ static bool buf_reserve(gd_buf *b, size_t extra)
 
 void gd_buf_put(gd_buf *b, const char *s, size_t n)
 {
+    if (n == 0)
+        return;
     if (!buf_reserve(b, n))
         return;
     memcpy(b->p + b->len, s, n);
