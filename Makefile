@@ -1,7 +1,7 @@
 # grooved — the two commands of the README:
 #   make run   install missing packages, build, serve on 127.0.0.1:8787 (data in ./data)
 #   make test  install missing packages, build with ASan+UBSan, run every test
-.PHONY: all deps build build-test run test bench clean format
+.PHONY: all deps build build-test run test bench fuzz clean format
 
 JOBS ?= $(shell nproc)
 
@@ -26,8 +26,22 @@ test: build-test
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j 2
 
+bench: build
+	bench/run-all.sh 10
+
+# Fuzz the untrusted-input parsers with libFuzzer (clang); new interesting
+# inputs land in tests/fuzz/corpus. FUZZ_SECONDS bounds the run.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@./scripts/install-deps.sh clang libclang-rt-14-dev
+	@mkdir -p build-fuzz
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc \
+	  tests/fuzz/fuzz_messages.c src/jsonw.c src/model.c src/op.c src/identity.c src/hash.c \
+	  src/idset.c $$(pkg-config --cflags --libs jansson) -lm -o build-fuzz/fuzz_messages
+	build-fuzz/fuzz_messages -max_total_time=$(FUZZ_SECONDS) -max_len=4096 tests/fuzz/corpus
+
 clean:
-	rm -rf build build-test
+	rm -rf build build-test build-fuzz
 
 format:
 	clang-format -i src/*.c src/*.h tests/unit/*.c

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages grooved needs to build, run and test.
 # Idempotent: installs only what is missing. Uses sudo when not root.
+# Extra package names given as arguments are installed too (make fuzz).
 set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config
   libwebsockets-dev libjansson-dev libsqlite3-dev libcmocka-dev
   python3 python3-websockets sqlite3 strace curl
+  "$@"
 )
 
 missing=()
