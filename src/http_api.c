@@ -475,6 +475,7 @@ static void cont_get(gd_conn *c, gd_session *s)
 {
     gd_server *srv = gd_server_of(c->wsi);
     s->rec.last_accessed_at = gd_now_ms();
+    s->access_dirty = true;
     gd_buf b;
     gd_buf_init(&b);
     gd_record_write(&b, &s->rec, false);

@@ -30,6 +30,8 @@ typedef struct gd_kv_ops {
      * cursor of the last one when there may be more (next_id[0] = 0 if not). */
     int (*list)(void *ctx, int64_t before_at, const char *before_id, int limit, gd_buf *out,
                 int64_t *next_at, char next_id[37]);
+    /* Removes id's value (absent is not an error). */
+    int (*del)(void *ctx, const char *id);
     /* Calls fn for every stored id (startup only). */
     int (*each_id)(void *ctx, void (*fn)(void *arg, const char *id), void *arg);
 } gd_kv_ops;

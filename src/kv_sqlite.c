@@ -155,6 +155,18 @@ static int kv_list(void *ctx, int64_t before_at, const char *before_id, int limi
     return rc == SQLITE_DONE ? 0 : -EIO;
 }
 
+static int kv_del(void *ctx, const char *id)
+{
+    kv_sqlite *kv = ctx;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(kv->db, "DELETE FROM kv WHERE id = ?1", -1, &st, NULL) != SQLITE_OK)
+        return -EIO;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
 const gd_kv_ops gd_kv_sqlite = {
     .name = "sqlite",
     .open = kv_open,
@@ -163,4 +175,5 @@ const gd_kv_ops gd_kv_sqlite = {
     .get = kv_get,
     .each_id = kv_each_id,
     .list = kv_list,
+    .del = kv_del,
 };

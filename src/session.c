@@ -247,6 +247,7 @@ static int add_checkpoint(gd_server *srv, gd_session *s, bool track)
     if (track)
         batch_touch(b, s, (int64_t)s->rec.opno);
     s->ckpt_opno = (int64_t)s->rec.opno;
+    s->access_dirty = false;
     return 0;
 }
 
@@ -303,7 +304,7 @@ static void on_commit_done(gd_job *job)
             gd_session *s = b->touched[i].s;
             if (s->evicting && s->st == GD_SESS_LIVE && !s->nplayers && !s->waiters &&
                 !s->batch_refs && s->durable_opno == (int64_t)s->rec.opno &&
-                s->ckpt_opno == (int64_t)s->rec.opno) {
+                s->ckpt_opno == (int64_t)s->rec.opno && !s->access_dirty) {
                 gd_log(GD_LOG_INFO, "session %s: evicted (opno %llu, checkpoint durable)", s->id,
                        (unsigned long long)s->rec.opno);
                 srv->m.evictions++;
@@ -824,6 +825,10 @@ static void complete_join(gd_server *srv, gd_session *s, gd_conn *c)
 void gd_session_join(gd_server *srv, gd_session *s, gd_conn *c)
 {
     touch_session(s);
+    if (s->st == GD_SESS_LIVE) {
+        s->rec.last_accessed_at = s->last_active_ms;
+        s->access_dirty = true;
+    }
     c->session = s;
     s->players[s->nplayers++] = c;
     s->empty_since_ms = 0;
@@ -1166,7 +1171,7 @@ static bool hibernate_if_silent(gd_server *srv, gd_session *s, int64_t now, bool
     for (int i = 0; i < s->nplayers; i++)
         if (!s->players[i]->joined || (!force && now - s->players[i]->last_message_at < after))
             return false;
-    if (s->ckpt_opno != (int64_t)s->rec.opno) {
+    if (s->ckpt_opno != (int64_t)s->rec.opno || s->access_dirty) {
         add_checkpoint(srv, s, true);
         return false;
     }
@@ -1189,7 +1194,7 @@ static bool evict_idle(gd_server *srv, gd_session *s, const char *why)
 {
     if (s->kv_opno != (int64_t)s->rec.opno)
         kv_put(srv, s);
-    if (s->ckpt_opno != (int64_t)s->rec.opno) {
+    if (s->ckpt_opno != (int64_t)s->rec.opno || s->access_dirty) {
         if (add_checkpoint(srv, s, true) == 0)
             s->evicting = true;
         return false;
@@ -1296,7 +1301,7 @@ bool gd_sessions_flush_all(gd_server *srv)
             }
             if (s->kv_opno != (int64_t)s->rec.opno)
                 kv_put(srv, s);
-            if (s->ckpt_opno != (int64_t)s->rec.opno) {
+            if (s->ckpt_opno != (int64_t)s->rec.opno || s->access_dirty) {
                 add_checkpoint(srv, s, true);
                 done = false;
             }

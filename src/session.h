@@ -43,6 +43,7 @@ struct gd_session {
     bool kv_flush_wanted;
     bool evicting; /* idle; freed once its final checkpoint is durable */
     bool resync;   /* send every player a snapshot when the load completes */
+    bool access_dirty; /* lastAccessedAt changed since the last checkpoint */
     int64_t last_active_ms; /* last op, join, leave or REST read: the LRU order */
     size_t mem_bytes;       /* estimate of the memory its state holds */
 };

@@ -24,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,6 +51,7 @@ struct gd_store {
     void (*wake)(void *);
     void *wake_arg;
     const char *fault_file;
+    int lock_fd; /* flock on <dir>/LOCK: one process per data directory */
 
     pthread_t thread;
     bool started;
@@ -145,6 +148,18 @@ int gd_store_open(gd_store **out, const char *dir, const gd_kv_ops *kv,
     gd_store *st = calloc(1, sizeof(*st));
     if (!st)
         return -ENOMEM;
+    char lockpath[1024];
+    snprintf(lockpath, sizeof(lockpath), "%s/LOCK", dir);
+    st->lock_fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (st->lock_fd < 0 || flock(st->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        int err = errno;
+        gd_log(GD_LOG_ERROR, "store: data directory %s is in use by another grooved (%s)", dir,
+               strerror(err));
+        if (st->lock_fd >= 0)
+            close(st->lock_fd);
+        free(st);
+        return err == EWOULDBLOCK ? -EBUSY : -err;
+    }
     pthread_mutex_init(&st->mu, NULL);
     pthread_cond_init(&st->cv, NULL);
     st->kv = kv;
@@ -243,6 +258,7 @@ void gd_store_close(gd_store *st)
         st->kv->close(st->kv_ctx);
     pthread_mutex_destroy(&st->mu);
     pthread_cond_destroy(&st->cv);
+    close(st->lock_fd); /* releases the flock */
     free(st);
 }
 
@@ -698,5 +714,99 @@ int gd_store_recover(gd_store *st)
         gd_record_clear(&recs[i].rec);
     free(recs);
     gd_idset_free(&index);
+    return rc;
+}
+
+typedef struct gc_ctx {
+    gd_store *st;
+    int64_t cutoff;
+    gd_idset durable; /* ids with a checkpoint */
+    char (*old)[37];
+    size_t nold, capold;
+} gc_ctx;
+
+static void gc_note(gc_ctx *g, const char *id)
+{
+    if (g->nold == g->capold) {
+        size_t cap = g->capold ? g->capold * 2 : 64;
+        char(*p)[37] = realloc(g->old, cap * sizeof(*p));
+        if (!p)
+            return;
+        g->old = p;
+        g->capold = cap;
+    }
+    snprintf(g->old[g->nold++], 37, "%s", id);
+}
+
+/* KV-only sessions (never live here) are judged by their KV value. */
+static void gc_kv_id(void *arg, const char *id)
+{
+    gc_ctx *g = arg;
+    int64_t v;
+    char *text = NULL;
+    if (gd_idset_get(&g->durable, id, &v) || g->st->kv->get(g->st->kv_ctx, id, &text) != 0)
+        return;
+    json_error_t e;
+    json_t *j = json_loads(text, JSON_DECODE_INT_AS_REAL, &e);
+    json_t *la = json_object_get(j, "lastAccessedAt");
+    if (!la)
+        la = json_object_get(j, "updatedAt");
+    if (json_is_number(la) && json_number_value(la) < (double)g->cutoff)
+        gc_note(g, id);
+    json_decref(j);
+    free(text);
+}
+
+int gd_store_gc(gd_store *st, int64_t cutoff_ms, bool dry_run, size_t *removed)
+{
+    gc_ctx g = {.st = st, .cutoff = cutoff_ms};
+    gd_idset_init(&g.durable);
+    sqlite3_stmt *q = NULL;
+    int rc = map_rc(st, sqlite3_prepare_v2(st->db,
+                                           "SELECT id, coalesce(json_extract(record, "
+                                           "'$.lastAccessedAt'), json_extract(record, "
+                                           "'$.updatedAt')) FROM sessions",
+                                           -1, &q, NULL),
+                    "scan sessions");
+    while (rc == 0) {
+        int step = sqlite3_step(q);
+        if (step != SQLITE_ROW) {
+            rc = step == SQLITE_DONE ? 0 : map_rc(st, step, "scan sessions");
+            break;
+        }
+        const char *id = (const char *)sqlite3_column_text(q, 0);
+        gd_idset_add(&g.durable, id);
+        if (sqlite3_column_int64(q, 1) < cutoff_ms)
+            gc_note(&g, id);
+    }
+    sqlite3_finalize(q);
+    if (rc == 0)
+        rc = st->kv->each_id(st->kv_ctx, gc_kv_id, &g);
+    if (rc == 0 && !dry_run && g.nold) {
+        sqlite3_stmt *del = NULL;
+        rc = map_rc(st, sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL), "begin");
+        if (rc == 0)
+            rc = map_rc(st, sqlite3_prepare_v2(st->db, "DELETE FROM sessions WHERE id = ?1", -1,
+                                               &del, NULL),
+                        "prepare delete");
+        for (size_t i = 0; rc == 0 && i < g.nold; i++) {
+            sqlite3_bind_text(del, 1, g.old[i], -1, SQLITE_STATIC);
+            rc = step_reset(st, del, "delete session");
+        }
+        sqlite3_finalize(del);
+        if (rc == 0)
+            rc = map_rc(st, sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL), "commit");
+        if (rc != 0 && !sqlite3_get_autocommit(st->db))
+            sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+        /* The durable store first: the view is only ever behind it. */
+        for (size_t i = 0; rc == 0 && i < g.nold; i++)
+            if (st->kv->del(st->kv_ctx, g.old[i]) != 0)
+                gd_log(GD_LOG_WARN, "gc: KV value of %s not removed", g.old[i]);
+    }
+    for (size_t i = 0; i < g.nold; i++)
+        printf("%s %s\n", dry_run ? "would remove" : "removed", g.old[i]);
+    *removed = g.nold;
+    free(g.old);
+    gd_idset_free(&g.durable);
     return rc;
 }

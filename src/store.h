@@ -18,6 +18,7 @@
 #ifndef GD_STORE_H
 #define GD_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -87,6 +88,11 @@ int gd_store_open(gd_store **out, const char *dir, const gd_kv_ops *kv,
 /* Crash recovery, startup only, before gd_store_start: folds every log row
  * into its session's checkpoint and refreshes their KV views. 0 or -errno. */
 int gd_store_recover(gd_store *st);
+/* Operator garbage collection, offline (the data directory is locked):
+ * removes every session whose lastAccessedAt is before cutoff_ms from the
+ * durable store, then from the KV view; lists them on stdout. Call after
+ * gd_store_recover. 0 or -errno; *removed counts them. */
+int gd_store_gc(gd_store *st, int64_t cutoff_ms, bool dry_run, size_t *removed);
 /* Calls fn for each session id in the durable store and the KV view.
  * Startup only, before gd_store_start. */
 int gd_store_each_id(gd_store *st, void (*fn)(void *arg, const char *id), void *arg);
