@@ -32,10 +32,10 @@ typedef struct client {
     int session;
     bool open, snapshot, done, failed;
     char player_id[40];
-    uint64_t next_seq;   /* next seq to send */
-    uint64_t acked;      /* acks received */
+    uint64_t next_seq; /* next seq to send */
+    uint64_t acked;    /* acks received */
     int outstanding;
-    int64_t *sent_at;    /* ring of send times by seq % window */
+    int64_t *sent_at; /* ring of send times by seq % window */
     int64_t connect_us;
 } client;
 
@@ -50,7 +50,7 @@ static struct {
 static client *clients;
 static int nclients;
 static char (*session_ids)[37];
-static int64_t *lat;   /* ack latencies, microseconds */
+static int64_t *lat; /* ack latencies, microseconds */
 static size_t nlat, caplat;
 static int64_t *snap_lat;
 static size_t nsnap;
@@ -73,13 +73,11 @@ static int http_post(const char *path, const char *body, char *out, size_t outle
     struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai;
     char port[16];
     snprintf(port, sizeof(port), "%d", opt.port);
-    if (getaddrinfo(opt.host, port, &hints, &ai) != 0)
-        return -1;
+    if (getaddrinfo(opt.host, port, &hints, &ai) != 0) return -1;
     int fd = socket(ai->ai_family, ai->ai_socktype, 0);
     if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
         freeaddrinfo(ai);
-        if (fd >= 0)
-            close(fd);
+        if (fd >= 0) close(fd);
         return -1;
     }
     freeaddrinfo(ai);
@@ -108,8 +106,7 @@ static void record_latency(int64_t us)
     if (nlat == caplat) {
         size_t cap = caplat ? caplat * 2 : 1 << 16;
         int64_t *p = realloc(lat, cap * sizeof(*p));
-        if (!p)
-            return;
+        if (!p) return;
         lat = p;
         caplat = cap;
     }
@@ -118,10 +115,8 @@ static void record_latency(int64_t us)
 
 static bool should_send(client *c)
 {
-    if (!measuring || stopping || c->done || strcmp(opt.mode, "idle") == 0)
-        return false;
-    if (opt.max_ops && c->next_seq - 1 >= (uint64_t)opt.max_ops)
-        return false;
+    if (!measuring || stopping || c->done || strcmp(opt.mode, "idle") == 0) return false;
+    if (opt.max_ops && c->next_seq - 1 >= (uint64_t)opt.max_ops) return false;
     return c->outstanding < opt.window;
 }
 
@@ -136,46 +131,37 @@ static void on_message(client *c, const char *msg, size_t len)
 {
     (void)len;
     const char *type = field(msg, "\"type\":\"");
-    if (!type)
-        return;
+    if (!type) return;
     if (strncmp(type, "snapshot\"", 9) == 0) {
         if (!c->snapshot) {
             c->snapshot = true;
             snapshot_count++;
             snap_lat[nsnap++] = now_us() - c->connect_us;
             const char *pid = field(msg, "\"playerId\":\"");
-            if (pid)
-                snprintf(c->player_id, sizeof(c->player_id), "%.36s", pid);
+            if (pid) snprintf(c->player_id, sizeof(c->player_id), "%.36s", pid);
         }
         return;
     }
     if (strncmp(type, "error\"", 6) == 0) {
         errors++;
         const char *cs = field(msg, "\"clientSeq\":");
-        if (cs && c->outstanding > 0)
-            c->outstanding--;
+        if (cs && c->outstanding > 0) c->outstanding--;
         lws_callback_on_writable(c->wsi);
         return;
     }
-    if (strncmp(type, "step_toggled\"", 13) != 0)
-        return;
-    if (measuring)
-        broadcasts++;
+    if (strncmp(type, "step_toggled\"", 13) != 0) return;
+    if (measuring) broadcasts++;
     const char *pid = field(msg, "\"playerId\":\"");
-    if (!pid || strncmp(pid, c->player_id, 36) != 0)
-        return;
+    if (!pid || strncmp(pid, c->player_id, 36) != 0) return;
     const char *cs = field(msg, "\"clientSeq\":");
-    if (!cs)
-        return;
+    if (!cs) return;
     uint64_t seq = strtoull(cs, NULL, 10);
     int64_t t = c->sent_at[seq % (uint64_t)opt.window];
-    if (measuring && t)
-        record_latency(now_us() - t);
+    if (measuring && t) record_latency(now_us() - t);
     c->outstanding--;
     c->acked++;
     acks_total++;
-    if (should_send(c))
-        lws_callback_on_writable(c->wsi);
+    if (should_send(c)) lws_callback_on_writable(c->wsi);
 }
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -194,8 +180,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         memcpy(buf, in, n);
         buf[n] = '\0';
         on_message(c, buf, n);
-        if (c->snapshot && should_send(c))
-            lws_callback_on_writable(wsi);
+        if (c->snapshot && should_send(c)) lws_callback_on_writable(wsi);
         break;
     }
     case LWS_CALLBACK_CLIENT_WRITEABLE: {
@@ -203,8 +188,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, (unsigned char *)"bye", 3);
             return -1;
         }
-        if (!c->snapshot || !should_send(c))
-            break;
+        if (!c->snapshot || !should_send(c)) break;
         unsigned char buf[LWS_PRE + 256];
         uint64_t seq = c->next_seq++;
         int n = snprintf((char *)buf + LWS_PRE, 256,
@@ -212,10 +196,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
                          (int)(seq % 16), (unsigned long long)seq);
         c->sent_at[seq % (uint64_t)opt.window] = now_us();
         c->outstanding++;
-        if (lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_TEXT) < n)
-            return -1;
-        if (should_send(c))
-            lws_callback_on_writable(wsi);
+        if (lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_TEXT) < n) return -1;
+        if (should_send(c)) lws_callback_on_writable(wsi);
         break;
     }
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
@@ -267,8 +249,7 @@ static int cmp64(const void *a, const void *b)
 
 static double pct(int64_t *v, size_t n, double p)
 {
-    if (!n)
-        return 0;
+    if (!n) return 0;
     size_t i = (size_t)(p / 100.0 * (double)(n - 1) + 0.5);
     return (double)v[i] / 1000.0;
 }
@@ -282,8 +263,7 @@ typedef struct proc_sample {
 static proc_sample sample_proc(int pid)
 {
     proc_sample s = {0, 0, 0};
-    if (!pid)
-        return s;
+    if (!pid) return s;
     char path[64], buf[4096];
     snprintf(path, sizeof(path), "/proc/%d/stat", pid);
     FILE *f = fopen(path, "r");
@@ -291,8 +271,8 @@ static proc_sample sample_proc(int pid)
         if (fgets(buf, sizeof(buf), f)) {
             const char *p = strrchr(buf, ')');
             unsigned long ut = 0, st = 0;
-            if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
-                            &st) == 2)
+            if (p &&
+                sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
                 s.cpu_s = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
         }
         fclose(f);
@@ -300,17 +280,13 @@ static proc_sample sample_proc(int pid)
     snprintf(path, sizeof(path), "/proc/%d/io", pid);
     f = fopen(path, "r");
     while (f && fgets(buf, sizeof(buf), f))
-        if (strncmp(buf, "write_bytes:", 12) == 0)
-            s.write_bytes = strtoll(buf + 12, NULL, 10);
-    if (f)
-        fclose(f);
+        if (strncmp(buf, "write_bytes:", 12) == 0) s.write_bytes = strtoll(buf + 12, NULL, 10);
+    if (f) fclose(f);
     snprintf(path, sizeof(path), "/proc/%d/status", pid);
     f = fopen(path, "r");
     while (f && fgets(buf, sizeof(buf), f))
-        if (strncmp(buf, "VmRSS:", 6) == 0)
-            s.rss_kb = strtol(buf + 6, NULL, 10);
-    if (f)
-        fclose(f);
+        if (strncmp(buf, "VmRSS:", 6) == 0) s.rss_kb = strtol(buf + 6, NULL, 10);
+    if (f) fclose(f);
     return s;
 }
 
@@ -319,14 +295,12 @@ static int http_get_status(const char *path)
     struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai;
     char port[16], req[512], resp[65536];
     snprintf(port, sizeof(port), "%d", opt.port);
-    if (getaddrinfo(opt.host, port, &hints, &ai) != 0)
-        return -1;
+    if (getaddrinfo(opt.host, port, &hints, &ai) != 0) return -1;
     int fd = socket(ai->ai_family, ai->ai_socktype, 0);
     int ok = fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0;
     freeaddrinfo(ai);
     if (!ok) {
-        if (fd >= 0)
-            close(fd);
+        if (fd >= 0) close(fd);
         return -1;
     }
     int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
@@ -358,21 +332,22 @@ static int run_wake(void)
     for (int t = 0; t < 16; t++) {
         used += (size_t)snprintf(body + used, sizeof(body) - used,
                                  "%s{\"id\":\"t%d\",\"name\":\"Track %d\",\"sampleId\":\"kick\","
-                                 "\"steps\":[", t ? "," : "", t, t);
+                                 "\"steps\":[",
+                                 t ? "," : "", t, t);
         for (int k = 0; k < 128; k++)
             used += (size_t)snprintf(body + used, sizeof(body) - used, "%s%s", k ? "," : "",
                                      (k + t) % 3 ? "false" : "true");
         used += (size_t)snprintf(body + used, sizeof(body) - used, "]}");
     }
     snprintf(body + used, sizeof(body) - used, "]}}");
-    char (*ids)[37] = calloc((size_t)opt.sessions, 37);
+    char(*ids)[37] = calloc((size_t)opt.sessions, 37);
     int64_t *t = calloc((size_t)opt.sessions, sizeof(int64_t));
-    if (!ids || !t)
-        return 1;
+    if (!ids || !t) return 1;
     for (int i = 0; i < opt.sessions; i++) {
         char resp[4096];
         const char *id = http_post("/api/sessions", body, resp, sizeof(resp)) == 201
-                             ? strstr(resp, "{\"id\":\"") : NULL;
+                             ? strstr(resp, "{\"id\":\"")
+                             : NULL;
         if (!id) {
             fprintf(stderr, "grooved-bench: create failed\n");
             return 1;
@@ -410,37 +385,56 @@ static void usage(void)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"host", 1, 0, 'h'},   {"port", 1, 0, 'p'},     {"sessions", 1, 0, 's'},
-        {"clients", 1, 0, 'c'}, {"mode", 1, 0, 'm'},    {"window", 1, 0, 'w'},
-        {"duration", 1, 0, 'd'}, {"ops", 1, 0, 'n'},    {"pid", 1, 0, 'P'},
-        {"json", 0, 0, 'j'},   {"help", 0, 0, '?'},     {0, 0, 0, 0}};
+        {"host", 1, 0, 'h'}, {"port", 1, 0, 'p'},   {"sessions", 1, 0, 's'}, {"clients", 1, 0, 'c'},
+        {"mode", 1, 0, 'm'}, {"window", 1, 0, 'w'}, {"duration", 1, 0, 'd'}, {"ops", 1, 0, 'n'},
+        {"pid", 1, 0, 'P'},  {"json", 0, 0, 'j'},   {"help", 0, 0, '?'},     {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (ch) {
-        case 'h': opt.host = optarg; break;
-        case 'p': opt.port = atoi(optarg); break;
-        case 's': opt.sessions = atoi(optarg); break;
-        case 'c': opt.clients = atoi(optarg); break;
-        case 'm': opt.mode = optarg; break;
-        case 'w': opt.window = atoi(optarg); break;
-        case 'd': opt.duration = atoi(optarg); break;
-        case 'n': opt.max_ops = atoi(optarg); break;
-        case 'P': opt.pid = atoi(optarg); break;
-        case 'j': opt.json = true; break;
-        default: usage(); return 2;
+        case 'h':
+            opt.host = optarg;
+            break;
+        case 'p':
+            opt.port = atoi(optarg);
+            break;
+        case 's':
+            opt.sessions = atoi(optarg);
+            break;
+        case 'c':
+            opt.clients = atoi(optarg);
+            break;
+        case 'm':
+            opt.mode = optarg;
+            break;
+        case 'w':
+            opt.window = atoi(optarg);
+            break;
+        case 'd':
+            opt.duration = atoi(optarg);
+            break;
+        case 'n':
+            opt.max_ops = atoi(optarg);
+            break;
+        case 'P':
+            opt.pid = atoi(optarg);
+            break;
+        case 'j':
+            opt.json = true;
+            break;
+        default:
+            usage();
+            return 2;
         }
     }
     if (opt.sessions < 1 || opt.clients < 1 || opt.clients > 10 || opt.window < 1 ||
         opt.duration < 1 || opt.duration > 3600 ||
-        (strcmp(opt.mode, "latency") && strcmp(opt.mode, "throughput") && strcmp(opt.mode, "idle") &&
-         strcmp(opt.mode, "wake"))) {
+        (strcmp(opt.mode, "latency") && strcmp(opt.mode, "throughput") &&
+         strcmp(opt.mode, "idle") && strcmp(opt.mode, "wake"))) {
         usage();
         return 2;
     }
-    if (strcmp(opt.mode, "latency") == 0)
-        opt.window = 1;
-    if (strcmp(opt.mode, "wake") == 0)
-        return run_wake();
+    if (strcmp(opt.mode, "latency") == 0) opt.window = 1;
+    if (strcmp(opt.mode, "wake") == 0) return run_wake();
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
         rl.rlim_cur = rl.rlim_max;
@@ -453,8 +447,7 @@ int main(int argc, char **argv)
     nclients = opt.sessions * opt.clients;
     clients = calloc((size_t)nclients, sizeof(*clients));
     snap_lat = calloc((size_t)nclients, sizeof(*snap_lat));
-    if (!session_ids || !clients || !snap_lat)
-        return 1;
+    if (!session_ids || !clients || !snap_lat) return 1;
     const char *body = "{\"state\":{\"tracks\":[{\"id\":\"t1\",\"name\":\"Kick\",\"sampleId\":"
                        "\"kick\",\"steps\":[]}]}}";
     for (int i = 0; i < opt.sessions; i++) {
@@ -475,8 +468,7 @@ int main(int argc, char **argv)
     info.protocols = protocols;
     info.fd_limit_per_thread = (unsigned)nclients + 64;
     struct lws_context *ctx = lws_create_context(&info);
-    if (!ctx)
-        return 1;
+    if (!ctx) return 1;
     tick_ctx = ctx;
     lws_sul_schedule(ctx, 0, &tick, tick_cb, 50 * LWS_US_PER_MS);
 
@@ -504,8 +496,7 @@ int main(int argc, char **argv)
             c->failed = c->done = true;
             closed_count++;
         }
-        if (i % 64 == 63)
-            lws_service(ctx, 0); /* let early connections progress */
+        if (i % 64 == 63) lws_service(ctx, 0); /* let early connections progress */
     }
     /* Wait for every snapshot (bounded), then measure. */
     int64_t deadline = now_us() + 60 * 1000000LL;
@@ -515,8 +506,7 @@ int main(int argc, char **argv)
     measuring = true;
     t_measure_us = now_us();
     for (int i = 0; i < nclients; i++)
-        if (clients[i].snapshot)
-            lws_callback_on_writable(clients[i].wsi);
+        if (clients[i].snapshot) lws_callback_on_writable(clients[i].wsi);
     int64_t stop_at = t_measure_us + (int64_t)opt.duration * 1000000;
     while (!interrupted && now_us() < stop_at) {
         lws_service(ctx, 0);
@@ -524,8 +514,7 @@ int main(int argc, char **argv)
             bool all = true;
             for (int i = 0; i < nclients && all; i++)
                 all = clients[i].done || clients[i].acked >= (uint64_t)opt.max_ops;
-            if (all)
-                break;
+            if (all) break;
         }
     }
     measuring = false;
@@ -535,8 +524,7 @@ int main(int argc, char **argv)
         timeouts += (uint64_t)(clients[i].outstanding > 0 ? clients[i].outstanding : 0);
     stopping = true;
     for (int i = 0; i < nclients; i++)
-        if (!clients[i].done && clients[i].wsi)
-            lws_callback_on_writable(clients[i].wsi);
+        if (!clients[i].done && clients[i].wsi) lws_callback_on_writable(clients[i].wsi);
     int64_t close_deadline = now_us() + 5 * 1000000LL;
     while (closed_count < nclients && now_us() < close_deadline)
         lws_service(ctx, 0);
@@ -568,8 +556,8 @@ int main(int argc, char **argv)
     } else {
         printf("mode %s: %d sessions x %d clients, window %d, %.2f s measured\n", opt.mode,
                opt.sessions, opt.clients, opt.window, secs);
-        printf("  acknowledged mutations: %zu (%.0f/s), broadcasts received %.0f/s\n", nlat,
-               ops_s, (double)broadcasts / secs);
+        printf("  acknowledged mutations: %zu (%.0f/s), broadcasts received %.0f/s\n", nlat, ops_s,
+               (double)broadcasts / secs);
         printf("  ack latency ms: p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n",
                pct(lat, nlat, 50), pct(lat, nlat, 90), pct(lat, nlat, 99), pct(lat, nlat, 99.9),
                nlat ? (double)lat[nlat - 1] / 1000 : 0);

@@ -53,8 +53,7 @@ static const opt opts[] = {
      "KiB queued to one slow reader before it is disconnected"},
     {"idle-timeout", "GROOVED_IDLE_TIMEOUT", INT(idle_timeout), "90", 5, 86400,
      "seconds without any frame or pong before a socket is closed"},
-    {"log-level", "GROOVED_LOG_LEVEL", STR(log_level), "info", 0, 0,
-     "error, warn, info or debug"},
+    {"log-level", "GROOVED_LOG_LEVEL", STR(log_level), "info", 0, 0, "error, warn, info or debug"},
     {"debug-routes", "GROOVED_DEBUG_ROUTES", INT(debug_routes), "0", 0, 1,
      "1 enables /api/debug/..."},
 };
@@ -98,12 +97,10 @@ int gd_config_load(gd_config *cfg, int argc, char **argv, FILE *err)
     memset(cfg, 0, sizeof(*cfg));
     size_t n = sizeof(opts) / sizeof(opts[0]);
     for (size_t i = 0; i < n; i++)
-        if (set_value(cfg, &opts[i], opts[i].def, "default", err))
-            return -EINVAL;
+        if (set_value(cfg, &opts[i], opts[i].def, "default", err)) return -EINVAL;
     for (size_t i = 0; i < n; i++) {
         const char *v = getenv(opts[i].env);
-        if (v && set_value(cfg, &opts[i], v, "environment", err))
-            return -EINVAL;
+        if (v && set_value(cfg, &opts[i], v, "environment", err)) return -EINVAL;
     }
     for (int a = 1; a < argc; a++) {
         const char *arg = argv[a];
@@ -130,8 +127,7 @@ int gd_config_load(gd_config *cfg, int argc, char **argv, FILE *err)
             fprintf(err, "grooved: flag --%s needs a value\n", o->flag);
             return -EINVAL;
         }
-        if (set_value(cfg, o, v, "flag", err))
-            return -EINVAL;
+        if (set_value(cfg, o, v, "flag", err)) return -EINVAL;
     }
     if (gd_log_level_from_name(cfg->log_level) < 0) {
         fprintf(err, "grooved: log-level '%s' is not one of error, warn, info, debug\n",
@@ -151,8 +147,7 @@ void gd_config_describe(const gd_config *cfg, char *out, size_t len)
                     ? snprintf(out + used, len - used, "%s%s=%s", i ? " " : "", opts[i].flag, p)
                     : snprintf(out + used, len - used, "%s%s=%d", i ? " " : "", opts[i].flag,
                                *(const int *)p);
-        if (w < 0)
-            break;
+        if (w < 0) break;
         used += (size_t)w;
     }
 }

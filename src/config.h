@@ -15,15 +15,23 @@ typedef struct gd_config {
     char data_dir[512];
     char kv[32];
     char web_root[512];
-    int evict_after;      /* seconds with no players before eviction */
+    /* Seconds a session with no players stays in memory. */
+    int evict_after;
+    /* Seconds of silence from every player before a session's state leaves memory. */
     int hibernate_after;
-    int memory_budget_mb; /* estimated session memory before LRU eviction */  /* seconds of silence from every player before state is dropped */
-    int checkpoint_every; /* ops between checkpoints */
-    int create_rate;      /* session creations per minute per client IP */
+    /* Estimated session memory before least-recently-used sessions are evicted. */
+    int memory_budget_mb;
+    /* Ops between full checkpoints of a session. */
+    int checkpoint_every;
+    /* Session creations per minute per client IP (create, remix, publish). */
+    int create_rate;
     char trusted_proxy[64];
-    int ws_rate;          /* messages per second per connection (burst 2x) */
-    int out_cap_kb;       /* per-connection output queue cap */
-    int idle_timeout;     /* seconds of silence before a socket is closed */
+    /* WebSocket messages per second per connection (bursts of twice that). */
+    int ws_rate;
+    /* KiB queued to one connection before it is closed as a slow reader. */
+    int out_cap_kb;
+    /* Seconds without a frame or pong before a socket is closed. */
+    int idle_timeout;
     char log_level[16];
     int debug_routes;
 } gd_config;

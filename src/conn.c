@@ -10,8 +10,7 @@
 gd_msg *gd_msg_new(const char *data, size_t len)
 {
     gd_msg *m = malloc(sizeof(*m) + LWS_PRE + len + 1);
-    if (!m)
-        return NULL;
+    if (!m) return NULL;
     m->refs = 1;
     m->len = len;
     m->binary = false;
@@ -22,19 +21,15 @@ gd_msg *gd_msg_new(const char *data, size_t len)
 
 void gd_msg_unref(gd_msg *m)
 {
-    if (m && --m->refs == 0)
-        free(m);
+    if (m && --m->refs == 0) free(m);
 }
 
 int gd_conn_enqueue(gd_conn *c, gd_msg *m, int64_t gate, size_t cap)
 {
-    if (c->closing)
-        return 0;
-    if (c->qbytes + m->len > cap)
-        return -ENOBUFS;
+    if (c->closing) return 0;
+    if (c->qbytes + m->len > cap) return -ENOBUFS;
     gd_qitem *it = malloc(sizeof(*it));
-    if (!it)
-        return -ENOBUFS;
+    if (!it) return -ENOBUFS;
     it->next = NULL;
     it->msg = m;
     it->gate = gate;
@@ -51,8 +46,7 @@ int gd_conn_enqueue(gd_conn *c, gd_msg *m, int64_t gate, size_t cap)
 int gd_conn_send_text(gd_conn *c, const char *data, size_t len, int64_t gate, size_t cap)
 {
     gd_msg *m = gd_msg_new(data, len);
-    if (!m)
-        return -ENOBUFS;
+    if (!m) return -ENOBUFS;
     int rc = gd_conn_enqueue(c, m, gate, cap);
     gd_msg_unref(m);
     return rc;

@@ -61,16 +61,16 @@ struct gd_conn {
     char player_id[37];
     gd_identity ident;
     int64_t connected_at, last_message_at, message_count;
-    bool joined;  /* in its session's player list */
+    bool joined; /* in its session's player list */
     bool playing;
     bool closing; /* close frame queued: send nothing more */
     uint16_t close_code;
     const char *close_reason;
     gd_qitem *qhead, *qtail;
     size_t qbytes;
-    gd_buf rx;       /* fragments of the message being received */
-    gd_buf stalled;  /* messages that arrived while the session was not in
-                      * memory, NUL-separated, replayed once it is loaded */
+    gd_buf rx;      /* fragments of the message being received */
+    gd_buf stalled; /* messages that arrived while the session was not in
+                     * memory, NUL-separated, replayed once it is loaded */
     int nstalled;
     bool rx_discard; /* the current message is too large: drop the rest */
     double tokens;   /* rate limit bucket */
@@ -89,7 +89,7 @@ struct gd_conn {
     gd_http_cont cont;
     gd_http_cont after_durable; /* runs instead of answering once durable */
     struct gd_job *list_job;    /* a listing in flight for this request */
-    gd_conn *wnext, *wprev; /* session's HTTP waiter list */
+    gd_conn *wnext, *wprev;     /* session's HTTP waiter list */
     int status;
     char *resp; /* owned */
     size_t resp_len, resp_off;

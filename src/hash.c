@@ -12,8 +12,7 @@ void gd_state_canonical(gd_buf *b, const gd_state *s)
     for (int i = 0; i < s->ntracks; i++) {
         const gd_track *t = s->tracks[i];
         int n = t->step_count;
-        if (i)
-            gd_buf_putc(b, ',');
+        if (i) gd_buf_putc(b, ',');
         gd_buf_puts(b, "{\"id\":");
         gd_json_str(b, t->id);
         gd_buf_puts(b, ",\"name\":");
@@ -25,8 +24,7 @@ void gd_state_canonical(gd_buf *b, const gd_state *s)
             gd_buf_puts(b, t->steps[k] ? (k ? ",true" : "true") : (k ? ",false" : "false"));
         gd_buf_puts(b, "],\"parameterLocks\":[");
         for (int k = 0; k < n; k++) {
-            if (k)
-                gd_buf_putc(b, ',');
+            if (k) gd_buf_putc(b, ',');
             gd_buf_puts(b, t->locks[k] ? t->locks[k] : "null");
         }
         gd_buf_puts(b, "],\"volume\":");
@@ -51,8 +49,7 @@ uint32_t gd_hash_utf16(const char *str, size_t len)
     while (s < end) {
         uint32_t c = *s;
         int n = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-        if (s + n > end)
-            break;
+        if (s + n > end) break;
         if (n == 2)
             c = ((c & 0x1F) << 6) | (s[1] & 0x3F);
         else if (n == 3)

@@ -31,8 +31,7 @@ static const char published_patch[] =
 static void dispatch(gd_server *srv, gd_conn *c);
 static void respond(gd_conn *c, int status, const char *json);
 
-void gd_http_set_response(gd_conn *c, int status, const char *type, const char *body,
-                          size_t len)
+void gd_http_set_response(gd_conn *c, int status, const char *type, const char *body, size_t len)
 {
     free(c->resp);
     c->resp = malloc(len + 1);
@@ -88,8 +87,7 @@ static void respond_validation(gd_conn *c, const gd_errors *errs)
     gd_buf_init(&b);
     gd_buf_puts(&b, "{\"error\":\"Validation failed\",\"details\":[");
     for (int i = 0; i < errs->n; i++) {
-        if (i)
-            gd_buf_putc(&b, ',');
+        if (i) gd_buf_putc(&b, ',');
         gd_json_str(&b, errs->msg[i]);
     }
     gd_buf_puts(&b, "]}");
@@ -109,8 +107,7 @@ static int method_of(struct lws *wsi)
              {WSI_TOKEN_OPTIONS_URI, M_OPTIONS}, {WSI_TOKEN_DELETE_URI, M_DELETE},
              {WSI_TOKEN_HEAD_URI, M_HEAD}};
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
-        if (lws_hdr_total_length(wsi, t[i].tok) > 0)
-            return t[i].m;
+        if (lws_hdr_total_length(wsi, t[i].tok) > 0) return t[i].m;
     return M_OTHER;
 }
 
@@ -130,8 +127,7 @@ int gd_http_on_request(gd_server *srv, gd_conn *c, const char *uri)
 {
     reset_request(c);
     c->kind = GD_CONN_HTTP;
-    if (!c->serial)
-        c->serial = ++srv->next_serial;
+    if (!c->serial) c->serial = ++srv->next_serial;
     srv->m.http_requests++;
     c->method = method_of(c->wsi);
     snprintf(c->path, sizeof(c->path), "%s", uri);
@@ -146,8 +142,7 @@ int gd_http_on_request(gd_server *srv, gd_conn *c, const char *uri)
         char xff[128] = "";
         if (lws_hdr_copy(c->wsi, xff, sizeof(xff), WSI_TOKEN_X_FORWARDED_FOR) > 0) {
             char *comma = strchr(xff, ',');
-            if (comma)
-                *comma = '\0';
+            if (comma) *comma = '\0';
             snprintf(c->peer, sizeof(c->peer), "%.63s", xff);
         }
     }
@@ -167,8 +162,7 @@ int gd_http_on_request(gd_server *srv, gd_conn *c, const char *uri)
             add_header(c, "connection:", "close");
             return 0;
         }
-        if (declared > 0)
-            return 0; /* continue in gd_http_on_body_done */
+        if (declared > 0) return 0; /* continue in gd_http_on_body_done */
     }
     dispatch(srv, c);
     return 0;
@@ -176,19 +170,15 @@ int gd_http_on_request(gd_server *srv, gd_conn *c, const char *uri)
 
 int gd_http_on_body(gd_server *srv, gd_conn *c, const void *in, size_t len)
 {
-    if (c->dispatched)
-        return 0; /* lws reports an empty body for Content-Length: 0 */
-    if (c->body.len + len > GD_MAX_MESSAGE)
-        c->body_too_large = true;
-    if (!c->body_too_large)
-        gd_buf_put(&c->body, in, len);
+    if (c->dispatched) return 0; /* lws reports an empty body for Content-Length: 0 */
+    if (c->body.len + len > GD_MAX_MESSAGE) c->body_too_large = true;
+    if (!c->body_too_large) gd_buf_put(&c->body, in, len);
     return 0;
 }
 
 int gd_http_on_body_done(gd_server *srv, gd_conn *c)
 {
-    if (c->dispatched)
-        return 0;
+    if (c->dispatched) return 0;
     if (c->body_too_large || c->body.oom) {
         respond(c, 413, "{\"error\":\"Request body too large\"}");
         return 0;
@@ -199,8 +189,7 @@ int gd_http_on_body_done(gd_server *srv, gd_conn *c)
 
 void gd_http_on_closed(gd_server *srv, gd_conn *c)
 {
-    if (c->list_job)
-        c->list_job->owner = NULL; /* the job outlives us: its callback frees it */
+    if (c->list_job) c->list_job->owner = NULL; /* the job outlives us: its callback frees it */
     c->list_job = NULL;
     gd_session_unwait(c);
     reset_request(c);
@@ -215,13 +204,12 @@ static bool is_api(const gd_conn *c)
 
 int gd_http_on_writable(gd_server *srv, gd_conn *c)
 {
-    if (!c->resp_ready)
-        return 0;
+    if (!c->resp_ready) return 0;
     if (!c->headers_sent) {
         unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
-                                            *end = buf + sizeof(buf) - 1;
-        if (lws_add_http_common_headers(c->wsi, (unsigned)c->status, c->resp_type, c->resp_len,
-                                        &p, end))
+                                           *end = buf + sizeof(buf) - 1;
+        if (lws_add_http_common_headers(c->wsi, (unsigned)c->status, c->resp_type, c->resp_len, &p,
+                                        end))
             return -1;
         if (is_api(c) || c->method == M_OPTIONS) {
             if (lws_add_http_header_by_name(c->wsi, (unsigned char *)"access-control-allow-origin:",
@@ -229,29 +217,26 @@ int gd_http_on_writable(gd_server *srv, gd_conn *c)
                 lws_add_http_header_by_name(
                     c->wsi, (unsigned char *)"access-control-allow-methods:",
                     (unsigned char *)"GET, POST, PUT, PATCH, DELETE, OPTIONS", 38, &p, end) ||
-                lws_add_http_header_by_name(
-                    c->wsi, (unsigned char *)"access-control-allow-headers:",
-                    (unsigned char *)"Content-Type, If-Match", 22, &p, end))
+                lws_add_http_header_by_name(c->wsi,
+                                            (unsigned char *)"access-control-allow-headers:",
+                                            (unsigned char *)"Content-Type, If-Match", 22, &p, end))
                 return -1;
         }
         /* Extra headers: "name:\nvalue\n" pairs. */
         char *h = c->resp_headers;
         while (*h) {
             char *nl = strchr(h, '\n');
-            if (!nl)
-                break;
+            if (!nl) break;
             *nl = '\0';
             char *v = nl + 1, *vend = strchr(v, '\n');
-            if (!vend)
-                break;
+            if (!vend) break;
             *vend = '\0';
             if (lws_add_http_header_by_name(c->wsi, (unsigned char *)h, (unsigned char *)v,
                                             (int)strlen(v), &p, end))
                 return -1;
             h = vend + 1;
         }
-        if (lws_finalize_write_http_header(c->wsi, start, &p, end))
-            return -1;
+        if (lws_finalize_write_http_header(c->wsi, start, &p, end)) return -1;
         c->headers_sent = true;
         if (c->resp_len) {
             lws_callback_on_writable(c->wsi);
@@ -260,8 +245,7 @@ int gd_http_on_writable(gd_server *srv, gd_conn *c)
     } else if (c->resp_off < c->resp_len) {
         unsigned char buf[LWS_PRE + 16384];
         size_t n = c->resp_len - c->resp_off;
-        if (n > sizeof(buf) - LWS_PRE)
-            n = sizeof(buf) - LWS_PRE;
+        if (n > sizeof(buf) - LWS_PRE) n = sizeof(buf) - LWS_PRE;
         memcpy(buf + LWS_PRE, c->resp + c->resp_off, n);
         c->resp_off += n;
         bool last = c->resp_off == c->resp_len;
@@ -275,8 +259,7 @@ int gd_http_on_writable(gd_server *srv, gd_conn *c)
     }
     bool close = strstr(c->resp_headers, "connection:") != NULL;
     reset_request(c);
-    if (close || lws_http_transaction_completed(c->wsi))
-        return -1;
+    if (close || lws_http_transaction_completed(c->wsi)) return -1;
     return 0;
 }
 
@@ -296,14 +279,10 @@ static route_kind session_route(const char *path, char id[37])
     memcpy(id, path + pl, 36);
     id[36] = '\0';
     const char *rest = path + pl + 36;
-    if (*rest == '\0')
-        return R_SESSION;
-    if (strcmp(rest, "/ws") == 0)
-        return R_WS;
-    if (strcmp(rest, "/remix") == 0)
-        return R_REMIX;
-    if (strcmp(rest, "/publish") == 0)
-        return R_PUBLISH;
+    if (*rest == '\0') return R_SESSION;
+    if (strcmp(rest, "/ws") == 0) return R_WS;
+    if (strcmp(rest, "/remix") == 0) return R_REMIX;
+    if (strcmp(rest, "/publish") == 0) return R_PUBLISH;
     return R_NONE;
 }
 
@@ -313,16 +292,15 @@ static route_kind session_route(const char *path, char id[37])
 static int write_direct(struct lws *wsi, int status, const char *type, const char *body)
 {
     unsigned char buf[LWS_PRE + 1024];
-    const char *reason = status == 400 ? "Bad Request" : status == 404 ? "Not Found"
-                                                     : "Service Unavailable";
+    const char *reason = status == 400   ? "Bad Request"
+                         : status == 404 ? "Not Found"
+                                         : "Service Unavailable";
     int n = snprintf((char *)buf + LWS_PRE, sizeof(buf) - LWS_PRE,
                      "HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %zu\r\n"
                      "access-control-allow-origin: *\r\nconnection: close\r\n\r\n%s",
                      status, reason, type, strlen(body), body);
-    if (n < 0 || (size_t)n >= sizeof(buf) - LWS_PRE)
-        return -1;
-    if (lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS) != n)
-        return -1;
+    if (n < 0 || (size_t)n >= sizeof(buf) - LWS_PRE) return -1;
+    if (lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS) != n) return -1;
     return 1;
 }
 
@@ -351,8 +329,7 @@ static bool rate_allow(gd_server *srv, const char *ip, int *retry_after)
     if (!srv->rate) {
         srv->rate_cap = 4096;
         srv->rate = calloc(srv->rate_cap, sizeof(*srv->rate));
-        if (!srv->rate)
-            return true;
+        if (!srv->rate) return true;
     }
     uint64_t h = 1469598103934665603ull;
     for (const char *p = ip; *p; p++)
@@ -365,8 +342,7 @@ static bool rate_allow(gd_server *srv, const char *ip, int *retry_after)
         e->tokens = srv->cfg.create_rate;
     } else {
         e->tokens += (double)(now - e->at_ms) * per_ms;
-        if (e->tokens > srv->cfg.create_rate)
-            e->tokens = srv->cfg.create_rate;
+        if (e->tokens > srv->cfg.create_rate) e->tokens = srv->cfg.create_rate;
     }
     e->at_ms = now;
     if (e->tokens < 1) {
@@ -380,8 +356,7 @@ static bool rate_allow(gd_server *srv, const char *ip, int *retry_after)
 static json_t *parse_body(gd_conn *c)
 {
     json_error_t e;
-    if (!c->body.len)
-        return NULL;
+    if (!c->body.len) return NULL;
     return json_loadb(c->body.p, c->body.len, JSON_DECODE_INT_AS_REAL | JSON_DECODE_ANY, &e);
 }
 
@@ -408,8 +383,7 @@ static bool creation_allowed(gd_server *srv, gd_conn *c)
 
 static void handle_create(gd_server *srv, gd_conn *c)
 {
-    if (!creation_allowed(srv, c))
-        return;
+    if (!creation_allowed(srv, c)) return;
     json_t *body = NULL;
     if (c->body_is_json && c->body.len) {
         body = parse_body(c);
@@ -443,8 +417,7 @@ static void handle_create(gd_server *srv, gd_conn *c)
                            json_object_get(body, "swing"))
                             ? body
                             : NULL;
-    if (!src && st && !json_is_null(st))
-        src = st; /* reported as "State must be an object" */
+    if (!src && st && !json_is_null(st)) src = st; /* reported as "State must be an object" */
     if (src && gd_state_from_json(src, &rec.state, &errs) != 0) {
         gd_record_clear(&rec);
         json_decref(body);
@@ -492,8 +465,7 @@ static void cont_get(gd_conn *c, gd_session *s)
     gd_buf_free(&b);
 }
 
-static void respond_updated(gd_server *srv, gd_conn *c, gd_session *s, int64_t opno,
-                            bool with_name)
+static void respond_updated(gd_server *srv, gd_conn *c, gd_session *s, int64_t opno, bool with_name)
 {
     gd_buf b;
     gd_buf_init(&b);
@@ -531,8 +503,7 @@ static bool if_match_ok(const char *header, const gd_session *s)
 {
     char etag[32];
     etag_of(s, etag);
-    if (strcmp(header, etag) == 0)
-        return true;
+    if (strcmp(header, etag) == 0) return true;
     /* Accept the bare number too. */
     return strlen(header) == strlen(etag) - 2 && strncmp(header, etag + 1, strlen(header)) == 0;
 }
@@ -659,8 +630,7 @@ static void make_copy(gd_conn *c, gd_session *src, bool publish)
     rec.immutable = publish;
     rec.remixed_from = strdup(src->id);
     rec.remixed_from_name = strdup(src->rec.name ? src->rec.name : first_track_name(&src->rec));
-    if (publish && src->rec.name)
-        rec.name = strdup(src->rec.name);
+    if (publish && src->rec.name) rec.name = strdup(src->rec.name);
     gd_state_clear(&rec.state);
     gd_session *s = NULL;
     if (rec.remixed_from && rec.remixed_from_name && (!publish || !src->rec.name || rec.name) &&
@@ -668,8 +638,9 @@ static void make_copy(gd_conn *c, gd_session *src, bool publish)
         s = gd_session_create(srv, &rec);
     if (!s) {
         gd_record_clear(&rec);
-        respond(c, 503, publish ? "{\"error\":\"Failed to publish session\"}"
-                                : "{\"error\":\"Failed to remix session\"}");
+        respond(c, 503,
+                publish ? "{\"error\":\"Failed to publish session\"}"
+                        : "{\"error\":\"Failed to remix session\"}");
         return;
     }
     char out[256];
@@ -712,8 +683,9 @@ static void cont_remix(gd_conn *c, gd_session *src)
 static void cont_publish(gd_conn *c, gd_session *src)
 {
     if (src->rec.immutable) {
-        respond(c, 400, "{\"error\":\"Cannot publish from an already-published session. Remix "
-                        "it first to create an editable copy.\"}");
+        respond(c, 400,
+                "{\"error\":\"Cannot publish from an already-published session. Remix "
+                "it first to create an editable copy.\"}");
         return;
     }
     c->after_durable = copy_publish;
@@ -841,27 +813,27 @@ static void handle_metrics(gd_server *srv, gd_conn *c)
         }
     gd_buf b;
     gd_buf_init(&b);
-    gd_buf_printf(&b,
-                  "# TYPE grooved_connections gauge\ngrooved_connections %zu\n"
-                  "# TYPE grooved_sessions gauge\ngrooved_sessions{state=\"live\"} %zu\n"
-                  "grooved_sessions{state=\"loading\"} %zu\n"
-                  "grooved_sessions{state=\"hibernated\"} %zu\n"
-                  "# TYPE grooved_sessions_known gauge\ngrooved_sessions_known %zu\n"
-                  "# TYPE grooved_sessions_evicted_total counter\n"
-                  "grooved_sessions_evicted_total %llu\n"
-                  "# TYPE grooved_memory_estimate_bytes gauge\ngrooved_memory_estimate_bytes %zu\n"
-                  "# TYPE grooved_budget_evictions_total counter\ngrooved_budget_evictions_total %llu\n"
-                  "# TYPE grooved_sessions_hibernated_total counter\n"
-                  "grooved_sessions_hibernated_total %llu\n"
-                  "# TYPE grooved_sessions_created_total counter\n"
-                  "grooved_sessions_created_total %llu\n"
-                  "# TYPE grooved_ws_connections_total counter\ngrooved_ws_connections_total %llu\n"
-                  "# TYPE grooved_http_requests_total counter\ngrooved_http_requests_total %llu\n",
-                  players, live, loading, hibernated, srv->ids.n, (unsigned long long)m->evictions,
-                  m->mem_estimate, (unsigned long long)m->budget_evictions,
-                  (unsigned long long)m->hibernations,
-                  (unsigned long long)m->sessions_created,
-                  (unsigned long long)m->ws_connections, (unsigned long long)m->http_requests);
+    gd_buf_printf(
+        &b,
+        "# TYPE grooved_connections gauge\ngrooved_connections %zu\n"
+        "# TYPE grooved_sessions gauge\ngrooved_sessions{state=\"live\"} %zu\n"
+        "grooved_sessions{state=\"loading\"} %zu\n"
+        "grooved_sessions{state=\"hibernated\"} %zu\n"
+        "# TYPE grooved_sessions_known gauge\ngrooved_sessions_known %zu\n"
+        "# TYPE grooved_sessions_evicted_total counter\n"
+        "grooved_sessions_evicted_total %llu\n"
+        "# TYPE grooved_memory_estimate_bytes gauge\ngrooved_memory_estimate_bytes %zu\n"
+        "# TYPE grooved_budget_evictions_total counter\ngrooved_budget_evictions_total %llu\n"
+        "# TYPE grooved_sessions_hibernated_total counter\n"
+        "grooved_sessions_hibernated_total %llu\n"
+        "# TYPE grooved_sessions_created_total counter\n"
+        "grooved_sessions_created_total %llu\n"
+        "# TYPE grooved_ws_connections_total counter\ngrooved_ws_connections_total %llu\n"
+        "# TYPE grooved_http_requests_total counter\ngrooved_http_requests_total %llu\n",
+        players, live, loading, hibernated, srv->ids.n, (unsigned long long)m->evictions,
+        m->mem_estimate, (unsigned long long)m->budget_evictions,
+        (unsigned long long)m->hibernations, (unsigned long long)m->sessions_created,
+        (unsigned long long)m->ws_connections, (unsigned long long)m->http_requests);
     gd_buf_puts(&b, "# TYPE grooved_mutations_total counter\n");
     for (int t = 1; t < GD_OP__COUNT; t++)
         gd_buf_printf(&b, "grooved_mutations_total{type=\"%s\"} %llu\n", gd_op_type_name(t),
@@ -927,8 +899,7 @@ static void serve_file(gd_server *srv, gd_conn *c, const char *rel)
     const char *type = NULL;
     const char *dot = strrchr(rel, '.');
     for (size_t i = 0; dot && i < sizeof(types) / sizeof(types[0]); i++)
-        if (strcmp(dot, types[i].ext) == 0)
-            type = types[i].type;
+        if (strcmp(dot, types[i].ext) == 0) type = types[i].type;
     char path[1024];
     struct stat sb;
     snprintf(path, sizeof(path), "%s/%s", srv->cfg.web_root, rel);
@@ -940,8 +911,7 @@ static void serve_file(gd_server *srv, gd_conn *c, const char *rel)
     FILE *f = fopen(path, "rb");
     char *data = f ? malloc((size_t)sb.st_size + 1) : NULL;
     size_t n = data ? fread(data, 1, (size_t)sb.st_size, f) : 0;
-    if (f)
-        fclose(f);
+    if (f) fclose(f);
     if (!data || n != (size_t)sb.st_size) {
         free(data);
         respond(c, 500, "{\"error\":\"Cannot read file\"}");
@@ -960,7 +930,8 @@ static void dispatch(gd_server *srv, gd_conn *c)
     char id[37];
     if (strcmp(p, "/healthz") == 0 && c->method == M_GET) {
         char out[160];
-        snprintf(out, sizeof(out), "{\"status\":\"ok\",\"sessionsInMemory\":%zu,\"storageQueue\":%d}",
+        snprintf(out, sizeof(out),
+                 "{\"status\":\"ok\",\"sessionsInMemory\":%zu,\"storageQueue\":%d}",
                  srv->sessions.n, gd_store_pending(srv->store));
         respond(c, 200, out);
         return;
@@ -986,8 +957,8 @@ static void dispatch(gd_server *srv, gd_conn *c)
     }
     route_kind r = session_route(p, id);
     if (r != R_NONE) {
-        bool ok = (r == R_SESSION && (c->method == M_GET || c->method == M_PUT ||
-                                      c->method == M_PATCH)) ||
+        bool ok = (r == R_SESSION &&
+                   (c->method == M_GET || c->method == M_PUT || c->method == M_PATCH)) ||
                   ((r == R_REMIX || r == R_PUBLISH) && c->method == M_POST);
         if (!ok) {
             respond(c, 404, "{\"error\":\"Not found\"}");
@@ -997,14 +968,13 @@ static void dispatch(gd_server *srv, gd_conn *c)
             respond(c, 400, "{\"error\":\"Invalid session ID format\"}");
             return;
         }
-        if ((r == R_REMIX || r == R_PUBLISH) && !creation_allowed(srv, c))
-            return;
+        if ((r == R_REMIX || r == R_PUBLISH) && !creation_allowed(srv, c)) return;
         with_session(srv, c, id,
-                     r == R_REMIX             ? cont_remix
-                     : r == R_PUBLISH         ? cont_publish
-                     : c->method == M_GET     ? cont_get
-                     : c->method == M_PUT     ? cont_put
-                                              : cont_patch);
+                     r == R_REMIX         ? cont_remix
+                     : r == R_PUBLISH     ? cont_publish
+                     : c->method == M_GET ? cont_get
+                     : c->method == M_PUT ? cont_put
+                                          : cont_patch);
         return;
     }
     if (strncmp(p, "/api/", 5) == 0 || c->method != M_GET) {

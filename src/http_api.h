@@ -22,8 +22,7 @@ void gd_http_on_closed(gd_server *srv, gd_conn *c);
 int gd_http_confirm_upgrade(gd_server *srv, struct lws *wsi);
 
 /* Sets c's response (body copied; NUL-terminated text) without sending it. */
-void gd_http_set_response(gd_conn *c, int status, const char *type, const char *body,
-                          size_t len);
+void gd_http_set_response(gd_conn *c, int status, const char *type, const char *body, size_t len);
 void gd_http_set_json(gd_conn *c, int status, const char *json);
 /* Marks the response ready and asks lws for a writable callback. */
 void gd_http_ready(gd_conn *c);

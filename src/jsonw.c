@@ -21,8 +21,7 @@ void gd_buf_init(gd_buf *b)
 
 void gd_buf_free(gd_buf *b)
 {
-    if (!b)
-        return;
+    if (!b) return;
     free(b->p);
     memset(b, 0, sizeof(*b));
 }
@@ -31,16 +30,13 @@ void gd_buf_reset(gd_buf *b)
 {
     b->len = 0;
     b->oom = false;
-    if (b->p)
-        b->p[0] = '\0';
+    if (b->p) b->p[0] = '\0';
 }
 
 static bool buf_reserve(gd_buf *b, size_t extra)
 {
-    if (b->oom)
-        return false;
-    if (b->len + extra + 1 <= b->cap)
-        return true;
+    if (b->oom) return false;
+    if (b->len + extra + 1 <= b->cap) return true;
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + extra + 1)
         cap *= 2;
@@ -56,10 +52,8 @@ static bool buf_reserve(gd_buf *b, size_t extra)
 
 void gd_buf_put(gd_buf *b, const char *s, size_t n)
 {
-    if (n == 0)
-        return;
-    if (!buf_reserve(b, n))
-        return;
+    if (n == 0) return;
+    if (!buf_reserve(b, n)) return;
     memcpy(b->p + b->len, s, n);
     b->len += n;
     b->p[b->len] = '\0';
@@ -81,8 +75,7 @@ void gd_buf_printf(gd_buf *b, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    if (n < 0 || !buf_reserve(b, (size_t)n))
-        return;
+    if (n < 0 || !buf_reserve(b, (size_t)n)) return;
     va_start(ap, fmt);
     vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);
@@ -91,23 +84,18 @@ void gd_buf_printf(gd_buf *b, const char *fmt, ...)
 
 char *gd_buf_steal(gd_buf *b, size_t *len)
 {
-    if (!b->p)
-        buf_reserve(b, 0);
+    if (!b->p) buf_reserve(b, 0);
     char *p = b->oom ? NULL : b->p;
-    if (len)
-        *len = b->len;
-    if (b->oom)
-        free(b->p);
+    if (len) *len = b->len;
+    if (b->oom) free(b->p);
     memset(b, 0, sizeof(*b));
     return p;
 }
 
 int gd_js_number(char *out, size_t outlen, double v)
 {
-    if (isnan(v) || isinf(v))
-        return snprintf(out, outlen, "null");
-    if (v == 0)
-        return snprintf(out, outlen, "0"); /* also -0 */
+    if (isnan(v) || isinf(v)) return snprintf(out, outlen, "null");
+    if (v == 0) return snprintf(out, outlen, "0"); /* also -0 */
     if (v == (double)(long long)v && v > -1e15 && v < 1e15) {
         /* Integers below 1e15 print as themselves: the common case, kept fast. */
         char tmp[24];
@@ -119,8 +107,7 @@ int gd_js_number(char *out, size_t outlen, double v)
             u /= 10;
         } while (u);
         int len = 0;
-        if (x < 0 && (size_t)len + 1 < outlen)
-            out[len++] = '-';
+        if (x < 0 && (size_t)len + 1 < outlen) out[len++] = '-';
         while (n && (size_t)len + 1 < outlen)
             out[len++] = tmp[--n];
         out[len] = '\0';
@@ -135,8 +122,7 @@ int gd_js_number(char *out, size_t outlen, double v)
     int prec;
     for (prec = fabs(v) < DBL_MIN ? 1 : 15; prec <= 17; prec++) {
         snprintf(tmp, sizeof(tmp), "%.*e", prec - 1, v);
-        if (strtod(tmp, NULL) == v)
-            break;
+        if (strtod(tmp, NULL) == v) break;
     }
     /* tmp is [-]d[.ddd]e[+-]XX: split into digits and exponent. */
     const char *s = tmp;
@@ -148,8 +134,7 @@ int gd_js_number(char *out, size_t outlen, double v)
     char digits[24];
     int k = 0;
     for (; *s && *s != 'e'; s++)
-        if (*s != '.')
-            digits[k++] = *s;
+        if (*s != '.') digits[k++] = *s;
     while (k > 1 && digits[k - 1] == '0')
         k--;
     digits[k] = '\0';
@@ -158,8 +143,7 @@ int gd_js_number(char *out, size_t outlen, double v)
 
     char res[64];
     int r = 0;
-    if (neg)
-        res[r++] = '-';
+    if (neg) res[r++] = '-';
     if (k <= n && n <= 21) {
         memcpy(res + r, digits, (size_t)k);
         r += k;
@@ -185,8 +169,8 @@ int gd_js_number(char *out, size_t outlen, double v)
             memcpy(res + r, digits + 1, (size_t)(k - 1));
             r += k - 1;
         }
-        r += snprintf(res + r, sizeof(res) - (size_t)r, "e%c%d", n - 1 >= 0 ? '+' : '-',
-                      abs(n - 1));
+        r +=
+            snprintf(res + r, sizeof(res) - (size_t)r, "e%c%d", n - 1 >= 0 ? '+' : '-', abs(n - 1));
     }
     res[r] = '\0';
     return snprintf(out, outlen, "%s", res);
@@ -201,10 +185,8 @@ void gd_buf_putint(gd_buf *b, long long v)
         tmp[n++] = (char)('0' + u % 10);
         u /= 10;
     } while (u);
-    if (v < 0)
-        tmp[n++] = '-';
-    if (!buf_reserve(b, (size_t)n))
-        return;
+    if (v < 0) tmp[n++] = '-';
+    if (!buf_reserve(b, (size_t)n)) return;
     while (n)
         b->p[b->len++] = tmp[--n];
     b->p[b->len] = '\0';
@@ -226,13 +208,27 @@ void gd_json_str(gd_buf *b, const char *s)
         const char *esc = NULL;
         char ubuf[8];
         switch (c) {
-        case '"': esc = "\\\""; break;
-        case '\\': esc = "\\\\"; break;
-        case '\b': esc = "\\b"; break;
-        case '\t': esc = "\\t"; break;
-        case '\n': esc = "\\n"; break;
-        case '\f': esc = "\\f"; break;
-        case '\r': esc = "\\r"; break;
+        case '"':
+            esc = "\\\"";
+            break;
+        case '\\':
+            esc = "\\\\";
+            break;
+        case '\b':
+            esc = "\\b";
+            break;
+        case '\t':
+            esc = "\\t";
+            break;
+        case '\n':
+            esc = "\\n";
+            break;
+        case '\f':
+            esc = "\\f";
+            break;
+        case '\r':
+            esc = "\\r";
+            break;
         default:
             if (c < 0x20) {
                 snprintf(ubuf, sizeof(ubuf), "\\u%04x", c);
@@ -263,9 +259,9 @@ void gd_json_value(gd_buf *b, const json_t *v)
         bool first = true;
         const char *key;
         json_t *val;
-        json_object_foreach((json_t *)v, key, val) {
-            if (!first)
-                gd_buf_putc(b, ',');
+        json_object_foreach((json_t *)v, key, val)
+        {
+            if (!first) gd_buf_putc(b, ',');
             first = false;
             gd_json_key(b, key);
             gd_json_value(b, val);
@@ -276,18 +272,29 @@ void gd_json_value(gd_buf *b, const json_t *v)
     case JSON_ARRAY: {
         gd_buf_putc(b, '[');
         for (size_t i = 0; i < json_array_size(v); i++) {
-            if (i)
-                gd_buf_putc(b, ',');
+            if (i) gd_buf_putc(b, ',');
             gd_json_value(b, json_array_get(v, i));
         }
         gd_buf_putc(b, ']');
         break;
     }
-    case JSON_STRING: gd_json_str(b, json_string_value(v)); break;
-    case JSON_INTEGER: gd_json_num(b, (double)json_integer_value(v)); break;
-    case JSON_REAL: gd_json_num(b, json_real_value(v)); break;
-    case JSON_TRUE: gd_buf_puts(b, "true"); break;
-    case JSON_FALSE: gd_buf_puts(b, "false"); break;
-    case JSON_NULL: gd_buf_puts(b, "null"); break;
+    case JSON_STRING:
+        gd_json_str(b, json_string_value(v));
+        break;
+    case JSON_INTEGER:
+        gd_json_num(b, (double)json_integer_value(v));
+        break;
+    case JSON_REAL:
+        gd_json_num(b, json_real_value(v));
+        break;
+    case JSON_TRUE:
+        gd_buf_puts(b, "true");
+        break;
+    case JSON_FALSE:
+        gd_buf_puts(b, "false");
+        break;
+    case JSON_NULL:
+        gd_buf_puts(b, "null");
+        break;
     }
 }

@@ -15,7 +15,7 @@
 #include <jansson.h>
 
 typedef struct gd_buf {
-    char *p;    /* NUL-terminated when len > 0; owned */
+    char *p; /* NUL-terminated when len > 0; owned */
     size_t len;
     size_t cap;
     bool oom;

@@ -26,8 +26,7 @@ static int kv_open(void **out, const char *dir)
     char path[1024];
     snprintf(path, sizeof(path), "%s/kv.db", dir);
     kv_sqlite *kv = calloc(1, sizeof(*kv));
-    if (!kv)
-        return -ENOMEM;
+    if (!kv) return -ENOMEM;
     int rc = sqlite3_open_v2(path, &kv->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(kv->db,
@@ -37,8 +36,10 @@ static int kv_open(void **out, const char *dir)
                           "CREATE INDEX IF NOT EXISTS kv_updated ON kv(updated_at);",
                           NULL, NULL, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(kv->db, "INSERT OR REPLACE INTO kv(id, updated_at, value) "
-                                "VALUES(?1, ?2, ?3)", -1, &kv->put, NULL);
+        rc = sqlite3_prepare_v2(kv->db,
+                                "INSERT OR REPLACE INTO kv(id, updated_at, value) "
+                                "VALUES(?1, ?2, ?3)",
+                                -1, &kv->put, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(kv->db, "SELECT value FROM kv WHERE id = ?1", -1, &kv->get, NULL);
     if (rc != SQLITE_OK) {
@@ -54,8 +55,7 @@ static int kv_open(void **out, const char *dir)
 static void kv_close(void *ctx)
 {
     kv_sqlite *kv = ctx;
-    if (!kv)
-        return;
+    if (!kv) return;
     sqlite3_finalize(kv->put);
     sqlite3_finalize(kv->get);
     sqlite3_close(kv->db);
@@ -101,8 +101,7 @@ static int kv_each_id(void *ctx, void (*fn)(void *arg, const char *id), void *ar
 {
     kv_sqlite *kv = ctx;
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(kv->db, "SELECT id FROM kv", -1, &st, NULL) != SQLITE_OK)
-        return -EIO;
+    if (sqlite3_prepare_v2(kv->db, "SELECT id FROM kv", -1, &st, NULL) != SQLITE_OK) return -EIO;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
         fn(arg, (const char *)sqlite3_column_text(st, 0));
@@ -131,8 +130,7 @@ static int kv_list(void *ctx, int64_t before_at, const char *before_id, int limi
         int64_t at = sqlite3_column_int64(st, 1);
         json_error_t e;
         json_t *v = json_loads((const char *)sqlite3_column_text(st, 2), 0, &e);
-        if (n++)
-            gd_buf_putc(out, ',');
+        if (n++) gd_buf_putc(out, ',');
         gd_buf_puts(out, "{\"id\":");
         gd_json_str(out, id);
         gd_buf_puts(out, ",\"name\":");

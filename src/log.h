@@ -13,10 +13,9 @@ extern int gd_log_level;
 void gd_log_write(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int gd_log_level_from_name(const char *name); /* -1 if unknown */
 
-#define gd_log(level, ...)                                                                     \
-    do {                                                                                       \
-        if ((level) <= gd_log_level)                                                           \
-            gd_log_write((level), __VA_ARGS__);                                                \
+#define gd_log(level, ...)                                                                         \
+    do {                                                                                           \
+        if ((level) <= gd_log_level) gd_log_write((level), __VA_ARGS__);                           \
     } while (0)
 
 #endif

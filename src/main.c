@@ -45,27 +45,23 @@ static int gc_main(int argc, char **argv)
     }
     size_t removed = 0;
     rc = gd_store_recover(st);
-    if (rc == 0)
-        rc = gd_store_gc(st, gd_now_ms() - days * 86400000LL, dry, &removed);
+    if (rc == 0) rc = gd_store_gc(st, gd_now_ms() - days * 86400000LL, dry, &removed);
     gd_store_close(st);
     if (rc != 0) {
         fprintf(stderr, "grooved gc: failed: %s\n", strerror(-rc));
         return 1;
     }
-    printf("%s %zu sessions not accessed for %ld days\n", dry ? "would remove" : "removed",
-           removed, days);
+    printf("%s %zu sessions not accessed for %ld days\n", dry ? "would remove" : "removed", removed,
+           days);
     return 0;
 }
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && strcmp(argv[1], "gc") == 0)
-        return gc_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "gc") == 0) return gc_main(argc - 1, argv + 1);
     gd_config cfg;
     int rc = gd_config_load(&cfg, argc, argv, stderr);
-    if (rc > 0)
-        return 0;
-    if (rc < 0)
-        return 2;
+    if (rc > 0) return 0;
+    if (rc < 0) return 2;
     return gd_server_run(&cfg);
 }

@@ -25,8 +25,7 @@ static bool name_is_unsafe(const char *s);
 
 void gd_errors_add(gd_errors *e, const char *fmt, ...)
 {
-    if (e->n >= 8)
-        return;
+    if (e->n >= 8) return;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(e->msg[e->n], sizeof(e->msg[0]), fmt, ap);
@@ -48,16 +47,14 @@ bool gd_valid_step_count(double v)
 {
     static const int valid[] = {4, 8, 12, 16, 24, 32, 64, 96, 128};
     for (size_t i = 0; i < sizeof(valid) / sizeof(valid[0]); i++)
-        if (v == valid[i])
-            return true;
+        if (v == valid[i]) return true;
     return false;
 }
 
 gd_track *gd_track_new(void)
 {
     gd_track *t = calloc(1, sizeof(*t));
-    if (!t)
-        return NULL;
+    if (!t) return NULL;
     t->volume = 1;
     t->step_count = 16;
     t->playback_mode = GD_MODE_ONESHOT;
@@ -66,8 +63,7 @@ gd_track *gd_track_new(void)
 
 void gd_track_free(gd_track *t)
 {
-    if (!t)
-        return;
+    if (!t) return;
     free(t->id);
     free(t->name);
     free(t->sample_id);
@@ -79,8 +75,7 @@ void gd_track_free(gd_track *t)
 gd_track *gd_track_clone(const gd_track *t)
 {
     gd_track *c = malloc(sizeof(*c));
-    if (!c)
-        return NULL;
+    if (!c) return NULL;
     *c = *t;
     c->id = dup_str(t->id);
     c->name = dup_str(t->name);
@@ -88,8 +83,7 @@ gd_track *gd_track_clone(const gd_track *t)
     bool ok = c->id && c->name && c->sample_id;
     for (int i = 0; i < GD_MAX_STEPS; i++) {
         c->locks[i] = dup_str(t->locks[i]);
-        if (t->locks[i] && !c->locks[i])
-            ok = false;
+        if (t->locks[i] && !c->locks[i]) ok = false;
     }
     if (!ok) {
         gd_track_free(c);
@@ -136,8 +130,7 @@ void gd_record_init(gd_record *r, const char *id, int64_t now)
 
 void gd_record_clear(gd_record *r)
 {
-    if (!r)
-        return;
+    if (!r) return;
     free(r->name);
     free(r->remixed_from);
     free(r->remixed_from_name);
@@ -164,8 +157,7 @@ int gd_record_copy(gd_record *dst, const gd_record *src)
 int gd_state_find_track(const gd_state *s, const char *id)
 {
     for (int i = 0; i < s->ntracks; i++)
-        if (strcmp(s->tracks[i]->id, id) == 0)
-            return i;
+        if (strcmp(s->tracks[i]->id, id) == 0) return i;
     return -1;
 }
 
@@ -175,10 +167,8 @@ static bool get_number(const json_t *o, const char *key, double *out, bool *pres
 {
     json_t *v = json_object_get(o, key);
     *present = v != NULL;
-    if (!v)
-        return true;
-    if (!json_is_number(v))
-        return false;
+    if (!v) return true;
+    if (!json_is_number(v)) return false;
     *out = json_number_value(v);
     return isfinite(*out);
 }
@@ -264,18 +254,15 @@ gd_track *gd_track_from_json(const json_t *j, gd_vmode mode, const char *prefix,
         t->transpose = gd_clamp(d, -24, 24);
     d = 16;
     if (!get_number(j, "stepCount", &d, &present) || !gd_valid_step_count(d))
-        gd_errors_add(errs, "%sstepCount must be one of 4, 8, 12, 16, 24, 32, 64, 96, 128",
-                      prefix);
+        gd_errors_add(errs, "%sstepCount must be one of 4, 8, 12, 16, 24, 32, 64, 96, 128", prefix);
     else
         t->step_count = (int)d;
 
     v = json_object_get(j, "muted");
-    if (v && !json_is_boolean(v))
-        gd_errors_add(errs, "%smuted must be a boolean", prefix);
+    if (v && !json_is_boolean(v)) gd_errors_add(errs, "%smuted must be a boolean", prefix);
     t->muted = json_is_true(v);
     v = json_object_get(j, "soloed");
-    if (v && !json_is_boolean(v))
-        gd_errors_add(errs, "%ssoloed must be a boolean", prefix);
+    if (v && !json_is_boolean(v)) gd_errors_add(errs, "%ssoloed must be a boolean", prefix);
     t->soloed = json_is_true(v);
 
     v = json_object_get(j, "playbackMode");
@@ -305,8 +292,7 @@ gd_track *gd_track_from_json(const json_t *j, gd_vmode mode, const char *prefix,
     }
 
     if (errs->n != n0 || !t->id || !t->name || !t->sample_id) {
-        if (errs->n == n0)
-            gd_errors_add(errs, "%sout of memory", prefix);
+        if (errs->n == n0) gd_errors_add(errs, "%sout of memory", prefix);
         gd_track_free(t);
         return NULL;
     }
@@ -346,8 +332,7 @@ int gd_effects_from_json(const json_t *j, gd_effects *e, gd_errors *errs)
     const char *t = json_string_value(json_object_get(json_object_get(j, "delay"), "time"));
     snprintf(e->delay_time, sizeof(e->delay_time), "8n");
     for (size_t i = 0; t && i < sizeof(delay_times) / sizeof(delay_times[0]); i++)
-        if (strcmp(t, delay_times[i]) == 0)
-            snprintf(e->delay_time, sizeof(e->delay_time), "%s", t);
+        if (strcmp(t, delay_times[i]) == 0) snprintf(e->delay_time, sizeof(e->delay_time), "%s", t);
     return 0;
 }
 
@@ -388,8 +373,7 @@ int gd_state_from_json(const json_t *j, gd_state *out, gd_errors *errs)
                 char prefix[32];
                 snprintf(prefix, sizeof(prefix), "Track[%zu]: ", i);
                 gd_track *t = gd_track_from_json(json_array_get(v, i), GD_STRICT, prefix, errs);
-                if (!t)
-                    continue;
+                if (!t) continue;
                 if (gd_state_find_track(out, t->id) >= 0) {
                     gd_errors_add(errs, "%sduplicate id", prefix);
                     gd_track_free(t);
@@ -401,8 +385,7 @@ int gd_state_from_json(const json_t *j, gd_state *out, gd_errors *errs)
     }
     v = json_object_get(j, "effects");
     if (v && !json_is_null(v)) {
-        if (gd_effects_from_json(v, &out->effects, errs) == 0)
-            out->has_effects = true;
+        if (gd_effects_from_json(v, &out->effects, errs) == 0) out->has_effects = true;
     }
     if (errs->n != n0) {
         gd_state_clear(out);
@@ -432,8 +415,8 @@ static uint32_t utf8_next(const char **p)
 static bool cp_is_js_space(uint32_t c)
 {
     return c == 0x09 || c == 0x0A || c == 0x0B || c == 0x0C || c == 0x0D || c == 0x20 ||
-           c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 ||
-           c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000 || c == 0xFEFF;
+           c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 ||
+           c == 0x202F || c == 0x205F || c == 0x3000 || c == 0xFEFF;
 }
 
 /*
@@ -454,11 +437,9 @@ static bool cp_is_allowed(uint32_t c)
         {0x3099, 0x309A}, {0xD800, 0xDFFF}, {0xE000, 0xF8FF},   {0xFE00, 0xFE0F},
         {0xFE20, 0xFE2F}, {0xFFF9, 0xFFFB}, {0xE0000, 0xE01EF}, {0xF0000, 0x10FFFF},
     };
-    if (cp_is_js_space(c))
-        return true;
+    if (cp_is_js_space(c)) return true;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        if (c >= bad[i][0] && c <= bad[i][1])
-            return false;
+        if (c >= bad[i][0] && c <= bad[i][1]) return false;
     return true;
 }
 
@@ -474,12 +455,10 @@ static bool name_is_unsafe(const char *s)
             while (*q == '_' || (*q >= '0' && *q <= '9') || (*q >= 'a' && *q <= 'z') ||
                    (*q >= 'A' && *q <= 'Z'))
                 q++;
-            if (q == w)
-                continue;
+            if (q == w) continue;
             while (*q == ' ' || (*q >= '\t' && *q <= '\r'))
                 q++;
-            if (*q == '=')
-                return true;
+            if (*q == '=') return true;
         }
     }
     return false;
@@ -491,14 +470,12 @@ static void trim_range(const char *s, const char **b, const char **e)
     const char *p = s;
     while (*p) {
         const char *q = p;
-        if (!cp_is_js_space(utf8_next(&q)))
-            break;
+        if (!cp_is_js_space(utf8_next(&q))) break;
         p = q;
     }
     *b = *e = p;
     while (*p)
-        if (!cp_is_js_space(utf8_next(&p)))
-            *e = p;
+        if (!cp_is_js_space(utf8_next(&p))) *e = p;
 }
 
 char *gd_name_normalise(const char *s)
@@ -509,16 +486,14 @@ char *gd_name_normalise(const char *s)
     const char *p = start;
     for (size_t cps = 0; p < end && cps < GD_MAX_NAME_CP; cps++)
         utf8_next(&p);
-    if (p == start)
-        return NULL;
+    if (p == start) return NULL;
     return strndup(start, (size_t)(p - start));
 }
 
 int gd_name_from_json(const json_t *raw, char **out, gd_errors *errs)
 {
     *out = NULL;
-    if (json_is_null(raw))
-        return 0;
+    if (json_is_null(raw)) return 0;
     if (!json_is_string(raw)) {
         gd_errors_add(errs, "Name must be a string or null");
         return -EINVAL;
@@ -532,16 +507,11 @@ int gd_name_from_json(const json_t *raw, char **out, gd_errors *errs)
         cps++;
     bool bad_char = false;
     for (const char *p = s; *p;)
-        if (!cp_is_allowed(utf8_next(&p)))
-            bad_char = true;
-    if (cps > GD_MAX_NAME_CP)
-        gd_errors_add(errs, "Name cannot exceed 100 characters");
-    if (name_is_unsafe(s))
-        gd_errors_add(errs, "Name contains potentially unsafe content");
-    if (bad_char)
-        gd_errors_add(errs, "Name contains invalid characters");
-    if (errs->n != n0)
-        return -EINVAL;
+        if (!cp_is_allowed(utf8_next(&p))) bad_char = true;
+    if (cps > GD_MAX_NAME_CP) gd_errors_add(errs, "Name cannot exceed 100 characters");
+    if (name_is_unsafe(s)) gd_errors_add(errs, "Name contains potentially unsafe content");
+    if (bad_char) gd_errors_add(errs, "Name contains invalid characters");
+    if (errs->n != n0) return -EINVAL;
     *out = gd_name_normalise(s);
     return 0;
 }
@@ -558,14 +528,12 @@ void gd_track_write(gd_buf *b, const gd_track *t)
     gd_json_str(b, t->sample_id);
     gd_buf_puts(b, ",\"steps\":[");
     for (int i = 0; i < GD_MAX_STEPS; i++) {
-        if (i)
-            gd_buf_putc(b, ',');
+        if (i) gd_buf_putc(b, ',');
         gd_buf_puts(b, t->steps[i] ? "true" : "false");
     }
     gd_buf_puts(b, "],\"parameterLocks\":[");
     for (int i = 0; i < GD_MAX_STEPS; i++) {
-        if (i)
-            gd_buf_putc(b, ',');
+        if (i) gd_buf_putc(b, ',');
         gd_buf_puts(b, t->locks[i] ? t->locks[i] : "null");
     }
     gd_buf_puts(b, "],\"volume\":");
@@ -616,8 +584,7 @@ void gd_state_write(gd_buf *b, const gd_state *s)
 {
     gd_buf_puts(b, "{\"tracks\":[");
     for (int i = 0; i < s->ntracks; i++) {
-        if (i)
-            gd_buf_putc(b, ',');
+        if (i) gd_buf_putc(b, ',');
         gd_track_write(b, s->tracks[i]);
     }
     gd_buf_puts(b, "],\"tempo\":");
@@ -672,8 +639,7 @@ int gd_record_from_json(const json_t *j, gd_record *out)
 {
     const char *id = json_string_value(json_object_get(j, "id"));
     gd_errors errs = {0};
-    if (!json_is_object(j) || !id || strlen(id) != 36)
-        return -EINVAL;
+    if (!json_is_object(j) || !id || strlen(id) != 36) return -EINVAL;
     gd_record_init(out, id, 0);
     out->created_at = (int64_t)json_number_value(json_object_get(j, "createdAt"));
     out->updated_at = (int64_t)json_number_value(json_object_get(j, "updatedAt"));

@@ -85,9 +85,9 @@ void gd_errors_add(gd_errors *e, const char *fmt, ...) __attribute__((format(pri
 /* Lifecycle. gd_*_free accept NULL. */
 gd_track *gd_track_new(void);
 void gd_track_free(gd_track *t);
-gd_track *gd_track_clone(const gd_track *t); /* NULL on OOM */
-void gd_state_init(gd_state *s);             /* default empty state */
-void gd_state_clear(gd_state *s);            /* frees tracks, back to default */
+gd_track *gd_track_clone(const gd_track *t);           /* NULL on OOM */
+void gd_state_init(gd_state *s);                       /* default empty state */
+void gd_state_clear(gd_state *s);                      /* frees tracks, back to default */
 int gd_state_copy(gd_state *dst, const gd_state *src); /* dst must be clear; 0 or -ENOMEM */
 void gd_record_init(gd_record *r, const char *id, int64_t now);
 void gd_record_clear(gd_record *r);

@@ -45,12 +45,10 @@ static void write_track_ref(gd_buf *b, const char *key, const char *id);
 
 gd_op_type gd_op_type_from_name(const char *name, bool internal)
 {
-    if (!name)
-        return GD_OP_NONE;
+    if (!name) return GD_OP_NONE;
     int last = internal ? GD_OP__COUNT : GD_OP_REPLACE_STATE;
     for (int t = 1; t < last; t++)
-        if (strcmp(type_names[t], name) == 0)
-            return (gd_op_type)t;
+        if (strcmp(type_names[t], name) == 0) return (gd_op_type)t;
     return GD_OP_NONE;
 }
 
@@ -66,8 +64,7 @@ bool gd_op_is_mutating(gd_op_type t)
 
 void gd_op_clear(gd_op *op)
 {
-    if (!op)
-        return;
+    if (!op) return;
     free(op->track_id);
     free(op->track_id2);
     free(op->str);
@@ -118,8 +115,7 @@ static int need_step(const json_t *m, int *out, gd_op_err *err)
 /* §1.5: anything invalid gives NULL (the lock is cleared, not rejected). */
 static char *sanitise_lock(const json_t *lock)
 {
-    if (!json_is_object(lock))
-        return NULL;
+    if (!json_is_object(lock)) return NULL;
     json_t *p = json_object_get(lock, "pitch");
     json_t *v = json_object_get(lock, "volume");
     if ((p && (!json_is_number(p) || !isfinite(json_number_value(p)))) ||
@@ -133,8 +129,7 @@ static char *sanitise_lock(const json_t *lock)
         gd_json_num(&b, gd_clamp(json_number_value(p), -24, 24));
     }
     if (v) {
-        if (p)
-            gd_buf_putc(&b, ',');
+        if (p) gd_buf_putc(&b, ',');
         gd_json_key(&b, "volume");
         gd_json_num(&b, gd_clamp(json_number_value(v), 0, 1));
     }
@@ -153,8 +148,7 @@ int gd_op_parse(const json_t *msg, bool trusted, gd_op *op, gd_op_err *err)
     op->type = gd_op_type_from_name(tname, trusted);
     if (op->type == GD_OP_NONE)
         return fail(err, GD_E_UNKNOWN_TYPE, "Unknown message type: %.60s", tname ? tname : "");
-    if (trusted)
-        op->at = (int64_t)json_number_value(json_object_get(msg, "at"));
+    if (trusted) op->at = (int64_t)json_number_value(json_object_get(msg, "at"));
 
     int rc = 0;
     double d = 0;
@@ -163,8 +157,7 @@ int gd_op_parse(const json_t *msg, bool trusted, gd_op *op, gd_op_err *err)
     switch (op->type) {
     case GD_OP_TOGGLE_STEP:
         rc = need_string(msg, "trackId", &op->track_id, err);
-        if (!rc)
-            rc = need_step(msg, &op->step, err);
+        if (!rc) rc = need_step(msg, &op->step, err);
         break;
     case GD_OP_SET_TEMPO:
         rc = need_number(msg, "tempo", &d, err);
@@ -176,10 +169,8 @@ int gd_op_parse(const json_t *msg, bool trusted, gd_op *op, gd_op_err *err)
         break;
     case GD_OP_SET_PARAMETER_LOCK:
         rc = need_string(msg, "trackId", &op->track_id, err);
-        if (!rc)
-            rc = need_step(msg, &op->step, err);
-        if (!rc)
-            op->lock = sanitise_lock(json_object_get(msg, "lock"));
+        if (!rc) rc = need_step(msg, &op->step, err);
+        if (!rc) op->lock = sanitise_lock(json_object_get(msg, "lock"));
         break;
     case GD_OP_ADD_TRACK:
         op->track = gd_track_from_json(json_object_get(msg, "track"), GD_CLAMP, "track: ", &errs);
@@ -192,21 +183,17 @@ int gd_op_parse(const json_t *msg, bool trusted, gd_op *op, gd_op_err *err)
         break;
     case GD_OP_SET_TRACK_SAMPLE:
         rc = need_string(msg, "trackId", &op->track_id, err);
-        if (!rc)
-            rc = need_string(msg, "sampleId", &op->str, err);
-        if (!rc && json_object_get(msg, "name"))
-            rc = need_string(msg, "name", &op->str2, err);
+        if (!rc) rc = need_string(msg, "sampleId", &op->str, err);
+        if (!rc && json_object_get(msg, "name")) rc = need_string(msg, "name", &op->str2, err);
         break;
     case GD_OP_SET_TRACK_VOLUME:
         rc = need_string(msg, "trackId", &op->track_id, err);
-        if (!rc)
-            rc = need_number(msg, "volume", &d, err);
+        if (!rc) rc = need_number(msg, "volume", &d, err);
         op->num = gd_clamp(d, 0, 1);
         break;
     case GD_OP_SET_TRACK_TRANSPOSE:
         rc = need_string(msg, "trackId", &op->track_id, err);
-        if (!rc)
-            rc = need_number(msg, "transpose", &d, err);
+        if (!rc) rc = need_number(msg, "transpose", &d, err);
         op->num = floor(gd_clamp(d, -24, 24) + 0.5); /* JS Math.round */
         break;
     case GD_OP_SET_TRACK_STEP_COUNT:
@@ -224,8 +211,8 @@ int gd_op_parse(const json_t *msg, bool trusted, gd_op *op, gd_op_err *err)
         else if (!rc && m && strcmp(m, "gate") == 0)
             op->num = GD_MODE_GATE;
         else if (!rc)
-            rc = fail(err, GD_E_INVALID_FIELD, "%s must be \"oneshot\" or \"gate\"",
-                      "playbackMode");
+            rc =
+                fail(err, GD_E_INVALID_FIELD, "%s must be \"oneshot\" or \"gate\"", "playbackMode");
         break;
     }
     case GD_OP_SET_EFFECTS:
@@ -237,16 +224,17 @@ int gd_op_parse(const json_t *msg, bool trusted, gd_op *op, gd_op_err *err)
         v = json_object_get(msg, "fmParams");
         if (!rc && (need_number(v, "harmonicity", &op->fm_h, err) != 0 ||
                     need_number(v, "modulationIndex", &op->fm_m, err) != 0))
-            rc = fail(err, GD_E_INVALID_FIELD, "%s must have numeric harmonicity and "
-                      "modulationIndex", "fmParams");
+            rc = fail(err, GD_E_INVALID_FIELD,
+                      "%s must have numeric harmonicity and "
+                      "modulationIndex",
+                      "fmParams");
         op->fm_h = gd_clamp(op->fm_h, 0.5, 10);
         op->fm_m = gd_clamp(op->fm_m, 0, 20);
         break;
     case GD_OP_COPY_SEQUENCE:
     case GD_OP_MOVE_SEQUENCE:
         rc = need_string(msg, "fromTrackId", &op->track_id, err);
-        if (!rc)
-            rc = need_string(msg, "toTrackId", &op->track_id2, err);
+        if (!rc) rc = need_string(msg, "toTrackId", &op->track_id2, err);
         break;
     case GD_OP_SET_SESSION_NAME:
     case GD_OP_RENAME:
@@ -307,23 +295,32 @@ void gd_op_write_log(gd_buf *b, const gd_op *op)
     gd_buf_puts(b, "{\"type\":");
     gd_json_str(b, gd_op_type_name(op->type));
     if (op->track_id)
-        write_track_ref(b, op->type == GD_OP_COPY_SEQUENCE || op->type == GD_OP_MOVE_SEQUENCE
-                               ? "fromTrackId"
-                               : "trackId",
+        write_track_ref(b,
+                        op->type == GD_OP_COPY_SEQUENCE || op->type == GD_OP_MOVE_SEQUENCE
+                            ? "fromTrackId"
+                            : "trackId",
                         op->track_id);
-    if (op->track_id2)
-        write_track_ref(b, "toTrackId", op->track_id2);
+    if (op->track_id2) write_track_ref(b, "toTrackId", op->track_id2);
     switch (op->type) {
     case GD_OP_TOGGLE_STEP:
         gd_buf_puts(b, ",\"step\":");
         gd_buf_putint(b, op->step);
         break;
-    case GD_OP_SET_TEMPO: gd_buf_puts(b, ",\"tempo\":"); gd_json_num(b, op->num); break;
-    case GD_OP_SET_SWING: gd_buf_puts(b, ",\"swing\":"); gd_json_num(b, op->num); break;
+    case GD_OP_SET_TEMPO:
+        gd_buf_puts(b, ",\"tempo\":");
+        gd_json_num(b, op->num);
+        break;
+    case GD_OP_SET_SWING:
+        gd_buf_puts(b, ",\"swing\":");
+        gd_json_num(b, op->num);
+        break;
     case GD_OP_SET_PARAMETER_LOCK:
         gd_buf_printf(b, ",\"step\":%d,\"lock\":%s", op->step, op->lock ? op->lock : "null");
         break;
-    case GD_OP_ADD_TRACK: gd_buf_puts(b, ",\"track\":"); gd_track_write(b, op->track); break;
+    case GD_OP_ADD_TRACK:
+        gd_buf_puts(b, ",\"track\":");
+        gd_track_write(b, op->track);
+        break;
     case GD_OP_SET_TRACK_SAMPLE:
         gd_buf_puts(b, ",\"sampleId\":");
         gd_json_str(b, op->str);
@@ -332,17 +329,25 @@ void gd_op_write_log(gd_buf *b, const gd_op *op)
             gd_json_str(b, op->str2);
         }
         break;
-    case GD_OP_SET_TRACK_VOLUME: gd_buf_puts(b, ",\"volume\":"); gd_json_num(b, op->num); break;
+    case GD_OP_SET_TRACK_VOLUME:
+        gd_buf_puts(b, ",\"volume\":");
+        gd_json_num(b, op->num);
+        break;
     case GD_OP_SET_TRACK_TRANSPOSE:
         gd_buf_puts(b, ",\"transpose\":");
         gd_json_num(b, op->num);
         break;
-    case GD_OP_SET_TRACK_STEP_COUNT: gd_buf_printf(b, ",\"stepCount\":%d", (int)op->num); break;
+    case GD_OP_SET_TRACK_STEP_COUNT:
+        gd_buf_printf(b, ",\"stepCount\":%d", (int)op->num);
+        break;
     case GD_OP_SET_TRACK_PLAYBACK_MODE:
         gd_buf_puts(b, op->num == GD_MODE_GATE ? ",\"playbackMode\":\"gate\""
                                                : ",\"playbackMode\":\"oneshot\"");
         break;
-    case GD_OP_SET_EFFECTS: gd_buf_puts(b, ",\"effects\":"); gd_effects_write(b, &op->effects); break;
+    case GD_OP_SET_EFFECTS:
+        gd_buf_puts(b, ",\"effects\":");
+        gd_effects_write(b, &op->effects);
+        break;
     case GD_OP_SET_FM_PARAMS:
         gd_buf_puts(b, ",\"fmParams\":{\"harmonicity\":");
         gd_json_num(b, op->fm_h);
@@ -358,10 +363,18 @@ void gd_op_write_log(gd_buf *b, const gd_op *op)
         else
             gd_buf_puts(b, "null");
         break;
-    case GD_OP_MUTE_TRACK: gd_buf_puts(b, op->flag ? ",\"muted\":true" : ",\"muted\":false"); break;
-    case GD_OP_SOLO_TRACK: gd_buf_puts(b, op->flag ? ",\"soloed\":true" : ",\"soloed\":false"); break;
-    case GD_OP_REPLACE_STATE: gd_buf_puts(b, ",\"state\":"); gd_state_write(b, op->state); break;
-    default: break;
+    case GD_OP_MUTE_TRACK:
+        gd_buf_puts(b, op->flag ? ",\"muted\":true" : ",\"muted\":false");
+        break;
+    case GD_OP_SOLO_TRACK:
+        gd_buf_puts(b, op->flag ? ",\"soloed\":true" : ",\"soloed\":false");
+        break;
+    case GD_OP_REPLACE_STATE:
+        gd_buf_puts(b, ",\"state\":");
+        gd_state_write(b, op->state);
+        break;
+    default:
+        break;
     }
     gd_buf_puts(b, ",\"at\":");
     gd_buf_putint(b, (long long)op->at);
@@ -397,7 +410,9 @@ int gd_apply(gd_record *rec, const gd_op *op, gd_apply_res *res, gd_op_err *err)
             return -ENOSPC;
         }
         break;
-    case GD_OP_DELETE_TRACK: i = gd_state_find_track(s, op->track_id); break;
+    case GD_OP_DELETE_TRACK:
+        i = gd_state_find_track(s, op->track_id);
+        break;
     case GD_OP_COPY_SEQUENCE:
     case GD_OP_MOVE_SEQUENCE:
         if ((i = track_or_fail(rec, op->track_id, err)) < 0 ||
@@ -405,8 +420,7 @@ int gd_apply(gd_record *rec, const gd_op *op, gd_apply_res *res, gd_op_err *err)
             return -ENOENT;
         break;
     default:
-        if (op->track_id && (i = track_or_fail(rec, op->track_id, err)) < 0)
-            return -ENOENT;
+        if (op->track_id && (i = track_or_fail(rec, op->track_id, err)) < 0) return -ENOENT;
     }
     gd_track *t = i >= 0 ? s->tracks[i] : NULL;
 
@@ -415,11 +429,14 @@ int gd_apply(gd_record *rec, const gd_op *op, gd_apply_res *res, gd_op_err *err)
         t->steps[op->step] = !t->steps[op->step];
         res->value = t->steps[op->step];
         break;
-    case GD_OP_SET_TEMPO: s->tempo = op->num; break;
-    case GD_OP_SET_SWING: s->swing = op->num; break;
+    case GD_OP_SET_TEMPO:
+        s->tempo = op->num;
+        break;
+    case GD_OP_SET_SWING:
+        s->swing = op->num;
+        break;
     case GD_OP_SET_PARAMETER_LOCK:
-        if (op->lock && !(dup = strdup(op->lock)))
-            return -ENOMEM;
+        if (op->lock && !(dup = strdup(op->lock))) return -ENOMEM;
         free(t->locks[op->step]);
         t->locks[op->step] = dup;
         break;
@@ -429,8 +446,7 @@ int gd_apply(gd_record *rec, const gd_op *op, gd_apply_res *res, gd_op_err *err)
             break;
         }
         gd_track *c = gd_track_clone(op->track);
-        if (!c)
-            return -ENOMEM;
+        if (!c) return -ENOMEM;
         s->tracks[s->ntracks++] = c;
         break;
     }
@@ -440,7 +456,8 @@ int gd_apply(gd_record *rec, const gd_op *op, gd_apply_res *res, gd_op_err *err)
             break;
         }
         gd_track_free(t);
-        memmove(&s->tracks[i], &s->tracks[i + 1], sizeof(s->tracks[0]) * (size_t)(s->ntracks - i - 1));
+        memmove(&s->tracks[i], &s->tracks[i + 1],
+                sizeof(s->tracks[0]) * (size_t)(s->ntracks - i - 1));
         s->ntracks--;
         break;
     case GD_OP_CLEAR_TRACK:
@@ -466,10 +483,18 @@ int gd_apply(gd_record *rec, const gd_op *op, gd_apply_res *res, gd_op_err *err)
         }
         break;
     }
-    case GD_OP_SET_TRACK_VOLUME: t->volume = op->num; break;
-    case GD_OP_SET_TRACK_TRANSPOSE: t->transpose = op->num; break;
-    case GD_OP_SET_TRACK_STEP_COUNT: t->step_count = (int)op->num; break;
-    case GD_OP_SET_TRACK_PLAYBACK_MODE: t->playback_mode = (int)op->num; break;
+    case GD_OP_SET_TRACK_VOLUME:
+        t->volume = op->num;
+        break;
+    case GD_OP_SET_TRACK_TRANSPOSE:
+        t->transpose = op->num;
+        break;
+    case GD_OP_SET_TRACK_STEP_COUNT:
+        t->step_count = (int)op->num;
+        break;
+    case GD_OP_SET_TRACK_PLAYBACK_MODE:
+        t->playback_mode = (int)op->num;
+        break;
     case GD_OP_SET_EFFECTS:
         s->effects = op->effects;
         s->has_effects = true;
@@ -509,35 +534,38 @@ int gd_apply(gd_record *rec, const gd_op *op, gd_apply_res *res, gd_op_err *err)
     }
     case GD_OP_SET_SESSION_NAME:
     case GD_OP_RENAME:
-        if (op->str && !(dup = strdup(op->str)))
-            return -ENOMEM;
+        if (op->str && !(dup = strdup(op->str))) return -ENOMEM;
         free(rec->name);
         rec->name = dup;
         break;
-    case GD_OP_MUTE_TRACK: t->muted = op->flag; break;
-    case GD_OP_SOLO_TRACK: t->soloed = op->flag; break;
+    case GD_OP_MUTE_TRACK:
+        t->muted = op->flag;
+        break;
+    case GD_OP_SOLO_TRACK:
+        t->soloed = op->flag;
+        break;
     case GD_OP_REPLACE_STATE: {
         gd_state copy;
-        if (gd_state_copy(&copy, op->state) != 0)
-            return -ENOMEM;
+        if (gd_state_copy(&copy, op->state) != 0) return -ENOMEM;
         gd_state_clear(s);
         *s = copy;
         break;
     }
-    case GD_OP_REMIX_COUNT: rec->remix_count++; break;
+    case GD_OP_REMIX_COUNT:
+        rec->remix_count++;
+        break;
     case GD_OP_NONE:
-    case GD_OP__COUNT: return -EINVAL;
+    case GD_OP__COUNT:
+        return -EINVAL;
     }
     rec->opno++;
-    if (res->seqd)
-        rec->server_seq++;
+    if (res->seqd) rec->server_seq++;
     rec->updated_at = op->at;
     return 0;
 }
 
 void gd_op_write_broadcast(gd_buf *b, const gd_record *rec, const gd_op *op,
-                           const gd_apply_res *res, const char *player_id,
-                           const char *client_seq)
+                           const gd_apply_res *res, const char *player_id, const char *client_seq)
 {
     const gd_state *s = &rec->state;
     int i = op->track_id ? gd_state_find_track(s, op->track_id) : -1;
@@ -564,8 +592,7 @@ void gd_op_write_broadcast(gd_buf *b, const gd_record *rec, const gd_op *op,
         [GD_OP_SOLO_TRACK] = "track_soloed",
         [GD_OP_RENAME] = "session_name_changed",
     };
-    if (!out_names[op->type])
-        return;
+    if (!out_names[op->type]) return;
     gd_buf_puts(b, "{\"type\":");
     gd_json_str(b, out_names[op->type]);
     switch (op->type) {
@@ -575,8 +602,14 @@ void gd_op_write_broadcast(gd_buf *b, const gd_record *rec, const gd_op *op,
         gd_buf_putint(b, op->step);
         gd_buf_puts(b, res->value ? ",\"value\":true" : ",\"value\":false");
         break;
-    case GD_OP_SET_TEMPO: gd_buf_puts(b, ",\"tempo\":"); gd_json_num(b, s->tempo); break;
-    case GD_OP_SET_SWING: gd_buf_puts(b, ",\"swing\":"); gd_json_num(b, s->swing); break;
+    case GD_OP_SET_TEMPO:
+        gd_buf_puts(b, ",\"tempo\":");
+        gd_json_num(b, s->tempo);
+        break;
+    case GD_OP_SET_SWING:
+        gd_buf_puts(b, ",\"swing\":");
+        gd_json_num(b, s->swing);
+        break;
     case GD_OP_SET_PARAMETER_LOCK:
         write_track_ref(b, "trackId", op->track_id);
         gd_buf_printf(b, ",\"step\":%d,\"lock\":%s", op->step, op->lock ? op->lock : "null");
@@ -589,7 +622,9 @@ void gd_op_write_broadcast(gd_buf *b, const gd_record *rec, const gd_op *op,
         break;
     }
     case GD_OP_DELETE_TRACK:
-    case GD_OP_CLEAR_TRACK: write_track_ref(b, "trackId", op->track_id); break;
+    case GD_OP_CLEAR_TRACK:
+        write_track_ref(b, "trackId", op->track_id);
+        break;
     case GD_OP_SET_TRACK_SAMPLE:
         write_track_ref(b, "trackId", op->track_id);
         gd_buf_puts(b, ",\"sampleId\":");
@@ -616,7 +651,10 @@ void gd_op_write_broadcast(gd_buf *b, const gd_record *rec, const gd_op *op,
         gd_buf_puts(b, t->playback_mode == GD_MODE_GATE ? ",\"playbackMode\":\"gate\""
                                                         : ",\"playbackMode\":\"oneshot\"");
         break;
-    case GD_OP_SET_EFFECTS: gd_buf_puts(b, ",\"effects\":"); gd_effects_write(b, &s->effects); break;
+    case GD_OP_SET_EFFECTS:
+        gd_buf_puts(b, ",\"effects\":");
+        gd_effects_write(b, &s->effects);
+        break;
     case GD_OP_SET_FM_PARAMS:
         write_track_ref(b, "trackId", op->track_id);
         gd_buf_puts(b, ",\"fmParams\":{\"harmonicity\":");
@@ -635,8 +673,7 @@ void gd_op_write_broadcast(gd_buf *b, const gd_record *rec, const gd_op *op,
             gd_buf_puts(b, to->steps[k] ? (k ? ",true" : "true") : (k ? ",false" : "false"));
         gd_buf_puts(b, "],\"parameterLocks\":[");
         for (int k = 0; k < GD_MAX_STEPS; k++) {
-            if (k)
-                gd_buf_putc(b, ',');
+            if (k) gd_buf_putc(b, ',');
             gd_buf_puts(b, to->locks[k] ? to->locks[k] : "null");
         }
         gd_buf_printf(b, "],\"stepCount\":%d", to->step_count);
@@ -655,7 +692,8 @@ void gd_op_write_broadcast(gd_buf *b, const gd_record *rec, const gd_op *op,
         write_track_ref(b, "trackId", op->track_id);
         gd_buf_puts(b, op->flag ? ",\"soloed\":true" : ",\"soloed\":false");
         break;
-    default: break;
+    default:
+        break;
     }
     gd_buf_puts(b, ",\"playerId\":");
     if (player_id)

@@ -53,17 +53,17 @@ typedef enum gd_op_type {
 
 typedef struct gd_op {
     gd_op_type type;
-    int64_t at;       /* ms since epoch, assigned when accepted */
-    char *track_id;   /* owned */
-    char *track_id2;  /* owned: toTrackId */
+    int64_t at;      /* ms since epoch, assigned when accepted */
+    char *track_id;  /* owned */
+    char *track_id2; /* owned: toTrackId */
     int step;
     double num;
     bool flag;
-    char *str;        /* owned: sampleId, session name (NULL = null) */
-    char *str2;       /* owned: track name for set_track_sample */
-    char *lock;       /* owned JSON of a sanitised lock, NULL = null */
-    gd_track *track;  /* owned: add_track */
-    gd_state *state;  /* owned: replace_state */
+    char *str;       /* owned: sampleId, session name (NULL = null) */
+    char *str2;      /* owned: track name for set_track_sample */
+    char *lock;      /* owned JSON of a sanitised lock, NULL = null */
+    gd_track *track; /* owned: add_track */
+    gd_state *state; /* owned: replace_state */
     gd_effects effects;
     double fm_h, fm_m;
 } gd_op;
@@ -123,7 +123,6 @@ int gd_apply(gd_record *rec, const gd_op *op, gd_apply_res *res, gd_op_err *err)
  * JSON text of the sender's `seq`, or NULL when it had none.
  */
 void gd_op_write_broadcast(gd_buf *b, const gd_record *rec, const gd_op *op,
-                           const gd_apply_res *res, const char *player_id,
-                           const char *client_seq);
+                           const gd_apply_res *res, const char *player_id, const char *client_seq);
 
 #endif

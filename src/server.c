@@ -43,8 +43,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     gd_conn *c = user;
     switch (reason) {
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-        if (srv && srv->store)
-            gd_store_drain(srv->store);
+        if (srv && srv->store) gd_store_drain(srv->store);
         return 0;
     case LWS_CALLBACK_HTTP:
         c->wsi = wsi;
@@ -56,8 +55,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_HTTP_WRITEABLE:
         return c ? gd_http_on_writable(srv, c) : 0;
     case LWS_CALLBACK_CLOSED_HTTP:
-        if (c)
-            gd_http_on_closed(srv, c);
+        if (c) gd_http_on_closed(srv, c);
         return 0;
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: /* no per-connection data yet */
         return gd_http_confirm_upgrade(srv, wsi);
@@ -130,8 +128,7 @@ static size_t count_players(gd_server *srv)
 static void tick_cb(lws_sorted_usec_list_t *sul)
 {
     gd_server *srv = lws_container_of(sul, gd_server, tick_sul);
-    if (srv->shutdown_phase == 0)
-        gd_sessions_tick(srv);
+    if (srv->shutdown_phase == 0) gd_sessions_tick(srv);
     lws_sul_schedule(srv->ctx, 0, &srv->tick_sul, tick_cb,
                      srv->shutdown_phase ? 20 * LWS_US_PER_MS : LWS_US_PER_SEC);
 }
@@ -155,8 +152,7 @@ static void shutdown_step(gd_server *srv)
             close_all_players(srv);
         }
     } else if (srv->shutdown_phase == 2) {
-        if (count_players(srv) == 0 || waited > 20000)
-            srv->shutdown_phase = 3;
+        if (count_players(srv) == 0 || waited > 20000) srv->shutdown_phase = 3;
     }
 }
 
@@ -169,8 +165,7 @@ int gd_server_run(const gd_config *cfg)
     gd_log_level = gd_log_level_from_name(cfg->log_level);
     gd_idset_init(&srv->ids);
     int rc = gd_sessions_init(srv);
-    if (rc)
-        return 1;
+    if (rc) return 1;
 
     const gd_kv_ops *kv = gd_kv_find(cfg->kv);
     if (!kv) {
@@ -253,13 +248,13 @@ int gd_server_run(const gd_config *cfg)
     char desc[1024];
     gd_config_describe(cfg, desc, sizeof(desc));
     gd_log(GD_LOG_INFO, "config: %s", desc);
-    gd_log(GD_LOG_INFO, "grooved listening on http://%s:%d (data dir %s, KV view %s, %zu sessions known)",
+    gd_log(GD_LOG_INFO,
+           "grooved listening on http://%s:%d (data dir %s, KV view %s, %zu sessions known)",
            cfg->host, srv->port, cfg->data_dir, kv->name, srv->ids.n);
 
     lws_sul_schedule(srv->ctx, 0, &srv->tick_sul, tick_cb, LWS_US_PER_SEC);
     while (srv->shutdown_phase < 3) {
-        if (lws_service(srv->ctx, 0) < 0)
-            break;
+        if (lws_service(srv->ctx, 0) < 0) break;
         shutdown_step(srv);
     }
     lws_sul_cancel(&srv->tick_sul);

@@ -66,10 +66,10 @@ typedef struct gd_server {
     struct lws_vhost *vhost;
     int port;
     gd_store *store;
-    gd_idset ids;            /* every session id the store or KV view knows */
+    gd_idset ids;              /* every session id the store or KV view knows */
     gd_session_table sessions; /* sessions in memory */
-    gd_batch *open;          /* ops accepted since the last submission */
-    gd_batch *inflight;      /* the batch being committed, or NULL */
+    gd_batch *open;            /* ops accepted since the last submission */
+    gd_batch *inflight;        /* the batch being committed, or NULL */
     bool flush_scheduled;
     lws_sorted_usec_list_t flush_sul, tick_sul;
     volatile sig_atomic_t stop_requested;

@@ -55,9 +55,9 @@ static void kv_put(gd_server *srv, gd_session *s);
 static void touch_session(gd_session *s)
 {
     s->last_active_ms = gd_now_ms();
-    s->mem_bytes = sizeof(*s) + (s->st == GD_SESS_LIVE
-                                     ? (size_t)s->rec.state.ntracks * (sizeof(gd_track) + 96)
-                                     : 0);
+    s->mem_bytes =
+        sizeof(*s) +
+        (s->st == GD_SESS_LIVE ? (size_t)s->rec.state.ntracks * (sizeof(gd_track) + 96) : 0);
 }
 
 static size_t bucket_of(const gd_server *srv, const char *id)
@@ -78,8 +78,7 @@ int gd_sessions_init(gd_server *srv)
 gd_session *gd_session_find(gd_server *srv, const char *id)
 {
     for (gd_session *s = srv->sessions.buckets[bucket_of(srv, id)]; s; s = s->hnext)
-        if (strcmp(s->id, id) == 0)
-            return s;
+        if (strcmp(s->id, id) == 0) return s;
     return NULL;
 }
 
@@ -88,8 +87,7 @@ static void table_grow(gd_server *srv)
     gd_session_table *t = &srv->sessions;
     size_t nb = t->nbuckets * 2;
     gd_session **b = calloc(nb, sizeof(*b));
-    if (!b)
-        return; /* keep the longer chains */
+    if (!b) return; /* keep the longer chains */
     gd_session **old = t->buckets;
     size_t oldn = t->nbuckets;
     t->buckets = b;
@@ -107,8 +105,7 @@ static void table_grow(gd_server *srv)
 
 static void table_insert(gd_server *srv, gd_session *s)
 {
-    if (srv->sessions.n + 1 > srv->sessions.nbuckets)
-        table_grow(srv);
+    if (srv->sessions.n + 1 > srv->sessions.nbuckets) table_grow(srv);
     size_t k = bucket_of(srv, s->id);
     s->hnext = srv->sessions.buckets[k];
     srv->sessions.buckets[k] = s;
@@ -117,8 +114,7 @@ static void table_insert(gd_server *srv, gd_session *s)
 
 static void table_remove(gd_server *srv, gd_session *s)
 {
-    for (gd_session **pp = &srv->sessions.buckets[bucket_of(srv, s->id)]; *pp;
-         pp = &(*pp)->hnext) {
+    for (gd_session **pp = &srv->sessions.buckets[bucket_of(srv, s->id)]; *pp; pp = &(*pp)->hnext) {
         if (*pp == s) {
             *pp = s->hnext;
             srv->sessions.n--;
@@ -137,8 +133,7 @@ static void session_free(gd_server *srv, gd_session *s)
 static gd_session *session_new(const char *id)
 {
     gd_session *s = calloc(1, sizeof(*s));
-    if (!s)
-        return NULL;
+    if (!s) return NULL;
     snprintf(s->id, sizeof(s->id), "%s", id);
     s->durable_opno = -1;
     s->kv_opno = -1;
@@ -148,8 +143,7 @@ static gd_session *session_new(const char *id)
 
 static void batch_free(gd_batch *b)
 {
-    if (!b)
-        return;
+    if (!b) return;
     for (size_t i = 0; i < b->ns; i++)
         free(b->senders[i].client_seq);
     free(b->senders);
@@ -177,11 +171,9 @@ void gd_sessions_free(gd_server *srv)
 
 static gd_batch *open_batch(gd_server *srv)
 {
-    if (srv->open)
-        return srv->open;
+    if (srv->open) return srv->open;
     gd_batch *b = calloc(1, sizeof(*b));
-    if (!b)
-        return NULL;
+    if (!b) return NULL;
     b->job = gd_job_new(GD_JOB_COMMIT);
     if (!b->job) {
         free(b);
@@ -201,16 +193,14 @@ static int batch_reserve(gd_batch *b)
     if (b->nt == b->capt) {
         size_t cap = b->capt ? b->capt * 2 : 16;
         touch *t = realloc(b->touched, cap * sizeof(*t));
-        if (!t)
-            return -ENOMEM;
+        if (!t) return -ENOMEM;
         b->touched = t;
         b->capt = cap;
     }
     if (b->ns == b->caps) {
         size_t cap = b->caps ? b->caps * 2 : 16;
         sender *n = realloc(b->senders, cap * sizeof(*n));
-        if (!n)
-            return -ENOMEM;
+        if (!n) return -ENOMEM;
         b->senders = n;
         b->caps = cap;
     }
@@ -234,8 +224,7 @@ static void batch_touch(gd_batch *b, gd_session *s, int64_t opno)
 static int add_checkpoint(gd_server *srv, gd_session *s, bool track)
 {
     gd_batch *b = open_batch(srv);
-    if (!b)
-        return -ENOMEM;
+    if (!b) return -ENOMEM;
     gd_buf buf;
     gd_buf_init(&buf);
     gd_record_write(&buf, &s->rec, true);
@@ -244,8 +233,7 @@ static int add_checkpoint(gd_server *srv, gd_session *s, bool track)
     if (!text || batch_reserve(b) != 0 ||
         gd_job_add_row(b->job, GD_ROW_CKPT, s->id, (int64_t)s->rec.opno, text, len) != 0)
         return -ENOMEM;
-    if (track)
-        batch_touch(b, s, (int64_t)s->rec.opno);
+    if (track) batch_touch(b, s, (int64_t)s->rec.opno);
     s->ckpt_opno = (int64_t)s->rec.opno;
     s->access_dirty = false;
     return 0;
@@ -255,8 +243,7 @@ static void flush_cb(lws_sorted_usec_list_t *sul)
 {
     gd_server *srv = lws_container_of(sul, gd_server, flush_sul);
     srv->flush_scheduled = false;
-    if (srv->inflight || !srv->open || srv->open->job->nrows == 0)
-        return;
+    if (srv->inflight || !srv->open || srv->open->job->nrows == 0) return;
     gd_batch *b = srv->open;
     srv->open = NULL;
     srv->inflight = b;
@@ -268,8 +255,7 @@ static void flush_cb(lws_sorted_usec_list_t *sul)
 
 void gd_sessions_schedule_flush(gd_server *srv)
 {
-    if (srv->inflight || srv->flush_scheduled || !srv->open || srv->open->job->nrows == 0)
-        return;
+    if (srv->inflight || srv->flush_scheduled || !srv->open || srv->open->job->nrows == 0) return;
     srv->flush_scheduled = true;
     /* Run at the end of this loop turn, so every op read in it shares the commit. */
     lws_sul_schedule(srv->ctx, 0, &srv->flush_sul, flush_cb, 1);
@@ -278,8 +264,7 @@ void gd_sessions_schedule_flush(gd_server *srv)
 static gd_conn *player_by_serial(gd_session *s, uint64_t serial)
 {
     for (int i = 0; i < s->nplayers; i++)
-        if (s->players[i]->serial == serial)
-            return s->players[i];
+        if (s->players[i]->serial == serial) return s->players[i];
     return NULL;
 }
 
@@ -296,8 +281,7 @@ static void on_commit_done(gd_job *job)
         for (size_t i = 0; i < b->nt; i++) {
             gd_session *s = b->touched[i].s;
             s->batch_refs--;
-            if (b->touched[i].opno > s->durable_opno)
-                s->durable_opno = b->touched[i].opno;
+            if (b->touched[i].opno > s->durable_opno) s->durable_opno = b->touched[i].opno;
             release(srv, s);
         }
         for (size_t i = 0; i < b->nt; i++) {
@@ -312,8 +296,8 @@ static void on_commit_done(gd_job *job)
             }
         }
     } else {
-        gd_log(GD_LOG_ERROR, "commit of %zu rows failed: %s; rolling back %zu sessions",
-               job->nrows, strerror(-job->rc), b->nt);
+        gd_log(GD_LOG_ERROR, "commit of %zu rows failed: %s; rolling back %zu sessions", job->nrows,
+               strerror(-job->rc), b->nt);
         for (size_t i = 0; i < b->nt; i++) {
             gd_session *s = b->touched[i].s;
             s->batch_refs--;
@@ -343,15 +327,13 @@ static void release(gd_server *srv, gd_session *s)
                 gd_http_ready(c);
         }
     }
-    if (s->kv_flush_wanted)
-        try_kv_flush(srv, s);
+    if (s->kv_flush_wanted) try_kv_flush(srv, s);
 }
 
 static void notify_failed(gd_server *srv, gd_session *s, gd_batch *b)
 {
     for (size_t i = 0; b && i < b->ns; i++) {
-        if (b->senders[i].s != s)
-            continue;
+        if (b->senders[i].s != s) continue;
         gd_conn *c = player_by_serial(s, b->senders[i].serial);
         if (c)
             gd_session_send_error(srv, c, GD_E_STORAGE_UNAVAILABLE,
@@ -365,8 +347,7 @@ static void notify_failed(gd_server *srv, gd_session *s, gd_batch *b)
  * senders, and reload s from the durable store. */
 static void rollback(gd_server *srv, gd_session *s, gd_batch *failed)
 {
-    if (s->st == GD_SESS_LOADING)
-        return; /* already rolled back for an earlier row of this batch */
+    if (s->st == GD_SESS_LOADING) return; /* already rolled back for an earlier row of this batch */
     notify_failed(srv, s, failed);
     gd_batch *o = srv->open;
     if (o) {
@@ -410,8 +391,9 @@ static void rollback(gd_server *srv, gd_session *s, gd_batch *failed)
         if (c->wait == GD_WAIT_DURABLE && c->wait_opno > s->durable_opno) {
             c->after_durable = NULL;
             gd_session_unwait(c);
-            gd_http_set_json(c, 503, "{\"error\":\"Storage unavailable\",\"message\":\"The "
-                                     "change could not be saved; it was not applied\"}");
+            gd_http_set_json(c, 503,
+                             "{\"error\":\"Storage unavailable\",\"message\":\"The "
+                             "change could not be saved; it was not applied\"}");
             gd_http_ready(c);
         }
     }
@@ -464,8 +446,7 @@ gd_session *gd_session_acquire(gd_server *srv, const char *id)
     gd_session *s = gd_session_find(srv, id);
     if (s) {
         s->evicting = false; /* wanted again: keep it */
-        if (s->st == GD_SESS_HIBERNATED)
-            submit_load(srv, s);
+        if (s->st == GD_SESS_HIBERNATED) submit_load(srv, s);
         return s;
     }
     s = session_new(id);
@@ -505,8 +486,7 @@ static void fail_load(gd_server *srv, gd_session *s, int status, const char *bod
         gd_http_set_json(c, status, body);
         gd_http_ready(c);
     }
-    if (s->batch_refs == 0)
-        session_free(srv, s);
+    if (s->batch_refs == 0) session_free(srv, s);
 }
 
 static void on_load_done(gd_job *job)
@@ -554,8 +534,12 @@ static void on_load_done(gd_job *job)
         else
             srv->m.loads_default++;
     }
-    gd_log(GD_LOG_INFO, "session %s: loaded from %s (opno %llu, serverSeq %llu, %d ops replayed, %.2f ms)",
-           s->id, src == GD_SRC_DURABLE ? "durable store" : src == GD_SRC_KV ? "KV view" : "defaults",
+    gd_log(GD_LOG_INFO,
+           "session %s: loaded from %s (opno %llu, serverSeq %llu, %d ops replayed, %.2f ms)",
+           s->id,
+           src == GD_SRC_DURABLE ? "durable store"
+           : src == GD_SRC_KV    ? "KV view"
+                                 : "defaults",
            (unsigned long long)s->rec.opno, (unsigned long long)s->rec.server_seq, job->replayed,
            (double)(job->finished_us - job->submitted_us) / 1000.0);
     gd_job_free(job);
@@ -567,8 +551,7 @@ static void on_load_done(gd_job *job)
         } else {
             if (s->resync) { /* reloaded after a failed commit */
                 gd_msg *m = build_snapshot(srv, s, c);
-                if (m)
-                    gd_session_send(srv, c, m, (int64_t)s->rec.opno);
+                if (m) gd_session_send(srv, c, m, (int64_t)s->rec.opno);
                 gd_msg_unref(m);
             }
             lws_rx_flow_control(c->wsi, 1);
@@ -577,8 +560,7 @@ static void on_load_done(gd_job *job)
     s->resync = false;
     touch_session(s);
     for (int i = 0; i < s->nplayers; i++)
-        if (s->players[i]->nstalled)
-            replay_stalled(srv, s->players[i]);
+        if (s->players[i]->nstalled) replay_stalled(srv, s->players[i]);
     for (gd_conn *c = s->waiters, *n; c; c = n) {
         n = c->wnext;
         if (c->wait == GD_WAIT_LOAD) {
@@ -591,8 +573,7 @@ static void on_load_done(gd_job *job)
 gd_session *gd_session_create(gd_server *srv, gd_record *rec)
 {
     gd_session *s = session_new(rec->id);
-    if (!s)
-        return NULL;
+    if (!s) return NULL;
     s->rec = *rec;
     memset(rec, 0, sizeof(*rec));
     gd_state_init(&rec->state);
@@ -618,8 +599,7 @@ int gd_session_apply_op(gd_server *srv, gd_session *s, gd_op *op, gd_conn *sende
     gd_batch *b = open_batch(srv);
     gd_buf log;
     gd_buf_init(&log);
-    if (op->at == 0)
-        op->at = gd_now_ms();
+    if (op->at == 0) op->at = gd_now_ms();
     gd_op_write_log(&log, op);
     size_t len;
     char *text = gd_buf_steal(&log, &len);
@@ -642,8 +622,7 @@ int gd_session_apply_op(gd_server *srv, gd_session *s, gd_op *op, gd_conn *sende
     batch_touch(b, s, (int64_t)s->rec.opno);
     if (sender)
         b->senders[b->ns++] = (struct sender){sender->serial, s, (int64_t)s->rec.opno,
-                                              client_seq ? strdup(client_seq) : NULL,
-                                              gd_now_us()};
+                                              client_seq ? strdup(client_seq) : NULL, gd_now_us()};
     if ((int64_t)s->rec.opno - s->ckpt_opno >= srv->cfg.checkpoint_every)
         add_checkpoint(srv, s, true);
     srv->m.mutations[op->type]++;
@@ -660,8 +639,7 @@ int gd_session_apply_op(gd_server *srv, gd_session *s, gd_op *op, gd_conn *sende
         gd_msg *m = out.len ? gd_msg_new(out.p, out.len) : NULL;
         gd_buf_free(&out);
         for (int i = 0; m && i < s->nplayers; i++)
-            if (s->players[i]->joined)
-                gd_session_send(srv, s->players[i], m, *opno);
+            if (s->players[i]->joined) gd_session_send(srv, s->players[i], m, *opno);
         gd_msg_unref(m);
     }
     gd_sessions_schedule_flush(srv);
@@ -672,8 +650,7 @@ int gd_session_apply_op(gd_server *srv, gd_session *s, gd_op *op, gd_conn *sende
 
 void gd_session_send(gd_server *srv, gd_conn *c, gd_msg *m, int64_t gate)
 {
-    if (c->closing)
-        return;
+    if (c->closing) return;
     if (gd_conn_enqueue(c, m, gate, (size_t)srv->cfg.out_cap_kb * 1024) != 0) {
         gd_log(GD_LOG_WARN, "conn %llu session %s: output queue over %d KiB, closing slow reader",
                (unsigned long long)c->serial, c->session ? c->session->id : "-",
@@ -687,15 +664,13 @@ void gd_session_send(gd_server *srv, gd_conn *c, gd_msg *m, int64_t gate)
         return;
     }
     int64_t durable = c->session ? c->session->durable_opno : INT64_MAX;
-    if (gd_conn_can_send(c, durable))
-        lws_callback_on_writable(c->wsi);
+    if (gd_conn_can_send(c, durable)) lws_callback_on_writable(c->wsi);
 }
 
 static void send_buf(gd_server *srv, gd_conn *c, gd_buf *b, int64_t gate)
 {
     gd_msg *m = b->oom ? NULL : gd_msg_new(b->p, b->len);
-    if (m)
-        gd_session_send(srv, c, m, gate);
+    if (m) gd_session_send(srv, c, m, gate);
     gd_msg_unref(m);
 }
 
@@ -708,13 +683,12 @@ void gd_session_send_error(gd_server *srv, gd_conn *c, const char *code, const c
     gd_json_str(&b, code);
     gd_buf_puts(&b, ",\"message\":");
     gd_json_str(&b, message);
-    if (client_seq)
-        gd_buf_printf(&b, ",\"clientSeq\":%s", client_seq);
+    if (client_seq) gd_buf_printf(&b, ",\"clientSeq\":%s", client_seq);
     gd_buf_putc(&b, '}');
     send_buf(srv, c, &b, 0);
     gd_buf_free(&b);
     gd_metrics *m = &srv->m;
-    uint64_t *counter = strcmp(code, GD_E_INVALID_JSON) == 0       ? &m->rejected_invalid_json
+    uint64_t *counter = strcmp(code, GD_E_INVALID_JSON) == 0        ? &m->rejected_invalid_json
                         : strcmp(code, GD_E_MESSAGE_TOO_LARGE) == 0 ? &m->rejected_too_large
                         : strcmp(code, GD_E_UNKNOWN_TYPE) == 0      ? &m->rejected_unknown_type
                         : strcmp(code, GD_E_INVALID_FIELD) == 0     ? &m->rejected_invalid_field
@@ -753,10 +727,8 @@ static gd_msg *build_snapshot(gd_server *srv, gd_session *s, gd_conn *to)
     bool first = true;
     for (int i = 0; i < s->nplayers; i++) {
         gd_conn *c = s->players[i];
-        if (!c->joined && c != to)
-            continue;
-        if (!first)
-            gd_buf_putc(&b, ',');
+        if (!c->joined && c != to) continue;
+        if (!first) gd_buf_putc(&b, ',');
         first = false;
         write_player(&b, c);
     }
@@ -766,10 +738,8 @@ static gd_msg *build_snapshot(gd_server *srv, gd_session *s, gd_conn *to)
                   s->rec.immutable ? "true" : "false", (long long)gd_now_ms());
     first = true;
     for (int i = 0; i < s->nplayers; i++) {
-        if (!s->players[i]->joined || !s->players[i]->playing)
-            continue;
-        if (!first)
-            gd_buf_putc(&b, ',');
+        if (!s->players[i]->joined || !s->players[i]->playing) continue;
+        if (!first) gd_buf_putc(&b, ',');
         first = false;
         gd_json_str(&b, s->players[i]->player_id);
     }
@@ -782,16 +752,14 @@ static gd_msg *build_snapshot(gd_server *srv, gd_session *s, gd_conn *to)
 static void send_snapshot(gd_server *srv, gd_session *s, gd_conn *c)
 {
     gd_msg *m = build_snapshot(srv, s, c);
-    if (m)
-        gd_session_send(srv, c, m, (int64_t)s->rec.opno);
+    if (m) gd_session_send(srv, c, m, (int64_t)s->rec.opno);
     gd_msg_unref(m);
 }
 
 void gd_session_snapshot_all(gd_server *srv, gd_session *s)
 {
     for (int i = 0; i < s->nplayers; i++)
-        if (s->players[i]->joined)
-            send_snapshot(srv, s, s->players[i]);
+        if (s->players[i]->joined) send_snapshot(srv, s, s->players[i]);
 }
 
 /* Sends b to every joined player except `except`. */
@@ -845,15 +813,12 @@ void gd_session_leave(gd_server *srv, gd_conn *c)
     gd_buf_free(&c->rx);
     gd_buf_free(&c->stalled);
     c->nstalled = 0;
-    if (!s)
-        return;
+    if (!s) return;
     c->session = NULL;
     int k = -1;
     for (int i = 0; i < s->nplayers; i++)
-        if (s->players[i] == c)
-            k = i;
-    if (k < 0)
-        return;
+        if (s->players[i] == c) k = i;
+    if (k < 0) return;
     s->players[k] = s->players[--s->nplayers];
     touch_session(s);
     if (c->joined) {
@@ -892,11 +857,9 @@ static bool rate_ok(gd_server *srv, gd_conn *c)
         c->tokens = cap;
     else
         c->tokens += (double)(now - c->tokens_at_us) * srv->cfg.ws_rate / 1e6;
-    if (c->tokens > cap)
-        c->tokens = cap;
+    if (c->tokens > cap) c->tokens = cap;
     c->tokens_at_us = now;
-    if (c->tokens < 1)
-        return false;
+    if (c->tokens < 1) return false;
     c->tokens -= 1;
     return true;
 }
@@ -960,8 +923,7 @@ static void handle_readonly(gd_server *srv, gd_session *s, gd_conn *c, const cha
 void gd_session_on_message(gd_server *srv, gd_conn *c, const char *data, size_t len)
 {
     gd_session *s = c->session;
-    if (!s || c->closing)
-        return;
+    if (!s || c->closing) return;
     c->last_message_at = gd_now_ms();
     c->message_count++;
     if (!rate_ok(srv, c)) {
@@ -984,8 +946,10 @@ void gd_session_on_message(gd_server *srv, gd_conn *c, const char *data, size_t 
          * hold the message, stop reading, and replay it after the load. */
         json_decref(msg);
         if (c->nstalled >= 64) {
-            gd_session_send_error(srv, c, GD_E_RATE_LIMITED, "Too many messages while the "
-                                  "session loads; retry", NULL);
+            gd_session_send_error(srv, c, GD_E_RATE_LIMITED,
+                                  "Too many messages while the "
+                                  "session loads; retry",
+                                  NULL);
             return;
         }
         gd_buf_put(&c->stalled, data, len);
@@ -1013,8 +977,8 @@ void gd_session_on_message(gd_server *srv, gd_conn *c, const char *data, size_t 
         send_snapshot(srv, s, c);
 
     const char *type = json_string_value(json_object_get(msg, "type"));
-    static const char *const readonly[] = {"play", "stop", "state_hash", "request_snapshot",
-                                           "clock_sync_request", "cursor_move"};
+    static const char *const readonly[] = {
+        "play", "stop", "state_hash", "request_snapshot", "clock_sync_request", "cursor_move"};
     for (size_t i = 0; type && i < sizeof(readonly) / sizeof(readonly[0]); i++) {
         if (strcmp(type, readonly[i]) == 0) {
             handle_readonly(srv, s, c, type, msg);
@@ -1070,8 +1034,7 @@ void gd_session_wait_load(gd_server *srv, gd_session *s, gd_conn *c, gd_http_con
     c->session = s;
     c->wprev = NULL;
     c->wnext = s->waiters;
-    if (s->waiters)
-        s->waiters->wprev = c;
+    if (s->waiters) s->waiters->wprev = c;
     s->waiters = c;
 }
 
@@ -1091,22 +1054,19 @@ void gd_session_wait_durable(gd_server *srv, gd_session *s, gd_conn *c, int64_t 
     c->session = s;
     c->wprev = NULL;
     c->wnext = s->waiters;
-    if (s->waiters)
-        s->waiters->wprev = c;
+    if (s->waiters) s->waiters->wprev = c;
     s->waiters = c;
 }
 
 void gd_session_unwait(gd_conn *c)
 {
     gd_session *s = c->session;
-    if (c->wait == GD_WAIT_NONE || !s)
-        return;
+    if (c->wait == GD_WAIT_NONE || !s) return;
     if (c->wprev)
         c->wprev->wnext = c->wnext;
     else
         s->waiters = c->wnext;
-    if (c->wnext)
-        c->wnext->wprev = c->wprev;
+    if (c->wnext) c->wnext->wprev = c->wprev;
     c->wnext = c->wprev = NULL;
     c->wait = GD_WAIT_NONE;
     c->session = NULL;
@@ -1121,8 +1081,7 @@ static void on_kv_done(gd_job *job)
         gd_log(GD_LOG_WARN, "session %s: KV view write failed after retries: %s", job->id,
                strerror(-job->rc));
         gd_session *s = gd_session_find(srv, job->id);
-        if (s)
-            s->kv_opno = -1; /* retried at eviction or shutdown */
+        if (s) s->kv_opno = -1; /* retried at eviction or shutdown */
     }
     gd_job_free(job);
 }
@@ -1130,8 +1089,7 @@ static void on_kv_done(gd_job *job)
 static void kv_put(gd_server *srv, gd_session *s)
 {
     gd_job *job = gd_job_new(GD_JOB_KV_PUT);
-    if (!job)
-        return;
+    if (!job) return;
     gd_buf b;
     gd_buf_init(&b);
     gd_record_write(&b, &s->rec, false);
@@ -1157,8 +1115,7 @@ static void try_kv_flush(gd_server *srv, gd_session *s)
     if (s->st != GD_SESS_LIVE || s->durable_opno != (int64_t)s->rec.opno)
         return; /* retried from release() when the batch commits */
     s->kv_flush_wanted = false;
-    if (s->kv_opno != (int64_t)s->rec.opno)
-        kv_put(srv, s);
+    if (s->kv_opno != (int64_t)s->rec.opno) kv_put(srv, s);
 }
 
 /* Drops the state of a session whose players have all been silent for
@@ -1175,8 +1132,7 @@ static bool hibernate_if_silent(gd_server *srv, gd_session *s, int64_t now, bool
         add_checkpoint(srv, s, true);
         return false;
     }
-    if (s->kv_opno != (int64_t)s->rec.opno)
-        kv_put(srv, s);
+    if (s->kv_opno != (int64_t)s->rec.opno) kv_put(srv, s);
     gd_log(GD_LOG_INFO, "session %s: hibernated (%d players silent for %llds, opno %llu)", s->id,
            s->nplayers, (long long)(after / 1000), (unsigned long long)s->rec.opno);
     srv->m.hibernations++;
@@ -1192,11 +1148,9 @@ static bool hibernate_if_silent(gd_server *srv, gd_session *s, int64_t now, bool
  * is durable (on_commit_done). Returns true when it was freed now. */
 static bool evict_idle(gd_server *srv, gd_session *s, const char *why)
 {
-    if (s->kv_opno != (int64_t)s->rec.opno)
-        kv_put(srv, s);
+    if (s->kv_opno != (int64_t)s->rec.opno) kv_put(srv, s);
     if (s->ckpt_opno != (int64_t)s->rec.opno || s->access_dirty) {
-        if (add_checkpoint(srv, s, true) == 0)
-            s->evicting = true;
+        if (add_checkpoint(srv, s, true) == 0) s->evicting = true;
         return false;
     }
     gd_log(GD_LOG_INFO, "session %s: evicted (%s, opno %llu)", s->id, why,
@@ -1222,11 +1176,9 @@ static void enforce_budget(gd_server *srv)
             total += s->mem_bytes, n++;
     srv->m.mem_estimate = total;
     size_t budget = (size_t)srv->cfg.memory_budget_mb * 1024 * 1024;
-    if (total <= budget)
-        return;
+    if (total <= budget) return;
     gd_session **cand = malloc(n * sizeof(*cand));
-    if (!cand)
-        return;
+    if (!cand) return;
     size_t k = 0;
     for (size_t i = 0; i < srv->sessions.nbuckets; i++)
         for (gd_session *s = srv->sessions.buckets[i]; s; s = s->hnext)
@@ -1299,8 +1251,7 @@ bool gd_sessions_flush_all(gd_server *srv)
                 done = false;
                 continue;
             }
-            if (s->kv_opno != (int64_t)s->rec.opno)
-                kv_put(srv, s);
+            if (s->kv_opno != (int64_t)s->rec.opno) kv_put(srv, s);
             if (s->ckpt_opno != (int64_t)s->rec.opno || s->access_dirty) {
                 add_checkpoint(srv, s, true);
                 done = false;

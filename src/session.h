@@ -29,21 +29,21 @@ struct gd_session {
     char id[37];
     gd_session *hnext;
     gd_sess_state st;
-    gd_record rec;         /* applied state (may be ahead of durable) */
-    int64_t durable_opno;  /* highest opno known committed; -1: not yet created */
-    int64_t ckpt_opno;     /* opno of the newest checkpoint written or queued */
-    int64_t kv_opno;       /* opno the KV view holds; -1 when unknown */
+    gd_record rec;        /* applied state (may be ahead of durable) */
+    int64_t durable_opno; /* highest opno known committed; -1: not yet created */
+    int64_t ckpt_opno;    /* opno of the newest checkpoint written or queued */
+    int64_t kv_opno;      /* opno the KV view holds; -1 when unknown */
     gd_conn *players[GD_MAX_PLAYERS];
     int nplayers;
-    gd_conn *waiters; /* HTTP requests waiting for load or durability */
-    int batch_refs;   /* batches (open, inflight) holding rows of this session */
+    gd_conn *waiters;      /* HTTP requests waiting for load or durability */
+    int batch_refs;        /* batches (open, inflight) holding rows of this session */
     gd_batch *touch_batch; /* the open batch, when it holds rows of this session */
     size_t touch_idx;      /* this session's entry in touch_batch */
     int64_t empty_since_ms;
     bool kv_flush_wanted;
-    bool evicting; /* idle; freed once its final checkpoint is durable */
-    bool resync;   /* send every player a snapshot when the load completes */
-    bool access_dirty; /* lastAccessedAt changed since the last checkpoint */
+    bool evicting;          /* idle; freed once its final checkpoint is durable */
+    bool resync;            /* send every player a snapshot when the load completes */
+    bool access_dirty;      /* lastAccessedAt changed since the last checkpoint */
     int64_t last_active_ms; /* last op, join, leave or REST read: the LRU order */
     size_t mem_bytes;       /* estimate of the memory its state holds */
 };

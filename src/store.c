@@ -88,8 +88,7 @@ int64_t gd_now_ms(void)
 gd_job *gd_job_new(gd_job_type type)
 {
     gd_job *job = calloc(1, sizeof(*job));
-    if (job)
-        job->type = type;
+    if (job) job->type = type;
     return job;
 }
 
@@ -118,8 +117,7 @@ int gd_job_add_row(gd_job *job, gd_row_kind kind, const char *id, int64_t opno, 
 
 void gd_job_free(gd_job *job)
 {
-    if (!job)
-        return;
+    if (!job) return;
     for (size_t i = 0; i < job->nrows; i++)
         free(job->rows[i].text);
     free(job->rows);
@@ -130,15 +128,14 @@ void gd_job_free(gd_job *job)
 
 static int map_rc(gd_store *st, int rc, const char *what)
 {
-    if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW)
-        return 0;
+    if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW) return 0;
     gd_log(GD_LOG_ERROR, "store: %s failed: %s (extended code %d)", what, sqlite3_errmsg(st->db),
            sqlite3_extended_errcode(st->db));
     return (rc & 0xff) == SQLITE_FULL ? -ENOSPC : -EIO;
 }
 
-int gd_store_open(gd_store **out, const char *dir, const gd_kv_ops *kv,
-                  void (*wake)(void *), void *wake_arg)
+int gd_store_open(gd_store **out, const char *dir, const gd_kv_ops *kv, void (*wake)(void *),
+                  void *wake_arg)
 {
     *out = NULL;
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
@@ -146,8 +143,7 @@ int gd_store_open(gd_store **out, const char *dir, const gd_kv_ops *kv,
         return -errno;
     }
     gd_store *st = calloc(1, sizeof(*st));
-    if (!st)
-        return -ENOMEM;
+    if (!st) return -ENOMEM;
     char lockpath[1024];
     snprintf(lockpath, sizeof(lockpath), "%s/LOCK", dir);
     st->lock_fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -155,8 +151,7 @@ int gd_store_open(gd_store **out, const char *dir, const gd_kv_ops *kv,
         int err = errno;
         gd_log(GD_LOG_ERROR, "store: data directory %s is in use by another grooved (%s)", dir,
                strerror(err));
-        if (st->lock_fd >= 0)
-            close(st->lock_fd);
+        if (st->lock_fd >= 0) close(st->lock_fd);
         free(st);
         return err == EWOULDBLOCK ? -EBUSY : -err;
     }
@@ -181,19 +176,23 @@ int gd_store_open(gd_store **out, const char *dir, const gd_kv_ops *kv,
                           "NULL, opno INTEGER NOT NULL, op TEXT NOT NULL);",
                           NULL, NULL, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(st->db, "INSERT INTO log(sid, opno, op) VALUES(?1, ?2, ?3)",
-                                -1, &st->ins_op, NULL);
+        rc = sqlite3_prepare_v2(st->db, "INSERT INTO log(sid, opno, op) VALUES(?1, ?2, ?3)", -1,
+                                &st->ins_op, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(st->db, "INSERT OR REPLACE INTO sessions(id, opno, record) "
-                                "VALUES(?1, ?2, ?3)", -1, &st->put_ckpt, NULL);
+        rc = sqlite3_prepare_v2(st->db,
+                                "INSERT OR REPLACE INTO sessions(id, opno, record) "
+                                "VALUES(?1, ?2, ?3)",
+                                -1, &st->put_ckpt, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(st->db, "DELETE FROM log WHERE gseq < ?1", -1, &st->trim, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(st->db, "SELECT opno, record FROM sessions WHERE id = ?1", -1,
                                 &st->get_ckpt, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(st->db, "SELECT opno, op FROM log WHERE gseq >= ?1 AND sid = ?2 "
-                                "ORDER BY gseq", -1, &st->get_ops, NULL);
+        rc = sqlite3_prepare_v2(st->db,
+                                "SELECT opno, op FROM log WHERE gseq >= ?1 AND sid = ?2 "
+                                "ORDER BY gseq",
+                                -1, &st->get_ops, NULL);
     if (rc != SQLITE_OK) {
         gd_log(GD_LOG_ERROR, "store: cannot open %s: %s", path,
                st->db ? sqlite3_errmsg(st->db) : "out of memory");
@@ -217,24 +216,21 @@ int gd_store_each_id(gd_store *st, void (*fn)(void *arg, const char *id), void *
     while ((rc = sqlite3_step(q)) == SQLITE_ROW)
         fn(arg, (const char *)sqlite3_column_text(q, 0));
     sqlite3_finalize(q);
-    if (rc != SQLITE_DONE)
-        return -EIO;
+    if (rc != SQLITE_DONE) return -EIO;
     return st->kv->each_id(st->kv_ctx, fn, arg);
 }
 
 int gd_store_start(gd_store *st)
 {
     int rc = pthread_create(&st->thread, NULL, storage_main, st);
-    if (rc != 0)
-        return -rc;
+    if (rc != 0) return -rc;
     st->started = true;
     return 0;
 }
 
 void gd_store_close(gd_store *st)
 {
-    if (!st)
-        return;
+    if (!st) return;
     if (st->started) {
         pthread_mutex_lock(&st->mu);
         st->stopping = true;
@@ -254,8 +250,7 @@ void gd_store_close(gd_store *st)
     sqlite3_finalize(st->get_ckpt);
     sqlite3_finalize(st->get_ops);
     sqlite3_close(st->db);
-    if (st->kv_ctx)
-        st->kv->close(st->kv_ctx);
+    if (st->kv_ctx) st->kv->close(st->kv_ctx);
     pthread_mutex_destroy(&st->mu);
     pthread_cond_destroy(&st->cv);
     close(st->lock_fd); /* releases the flock */
@@ -325,15 +320,22 @@ static void *storage_main(void *arg)
             return NULL;
         }
         st->todo_head = job->next;
-        if (!st->todo_head)
-            st->todo_tail = NULL;
+        if (!st->todo_head) st->todo_tail = NULL;
         pthread_mutex_unlock(&st->mu);
 
         switch (job->type) {
-        case GD_JOB_COMMIT: run_commit(st, job); break;
-        case GD_JOB_LOAD: run_load(st, job); break;
-        case GD_JOB_KV_PUT: run_kv_put(st, job); break;
-        case GD_JOB_KV_LIST: run_kv_list(st, job); break;
+        case GD_JOB_COMMIT:
+            run_commit(st, job);
+            break;
+        case GD_JOB_LOAD:
+            run_load(st, job);
+            break;
+        case GD_JOB_KV_PUT:
+            run_kv_put(st, job);
+            break;
+        case GD_JOB_KV_LIST:
+            run_kv_list(st, job);
+            break;
         }
         job->finished_us = gd_now_us();
 
@@ -362,8 +364,7 @@ static int note_fold(gd_store *st, const char *id, int64_t gseq)
     if (st->npend == st->cappend) {
         size_t cap = st->cappend ? st->cappend * 2 : 64;
         pending_fold *p = realloc(st->pend, cap * sizeof(*p));
-        if (!p)
-            return -ENOMEM;
+        if (!p) return -ENOMEM;
         st->pend = p;
         st->cappend = cap;
     }
@@ -408,19 +409,16 @@ static void run_commit(gd_store *st, gd_job *job)
             sqlite3_bind_int64(st->ins_op, 2, r->opno);
             sqlite3_bind_text(st->ins_op, 3, r->text, (int)r->len, SQLITE_STATIC);
             rc = step_reset(st, st->ins_op, "append op");
-            if (rc == 0)
-                rc = note_fold(st, r->id, sqlite3_last_insert_rowid(st->db));
+            if (rc == 0) rc = note_fold(st, r->id, sqlite3_last_insert_rowid(st->db));
         } else {
             sqlite3_bind_text(st->put_ckpt, 1, r->id, -1, SQLITE_STATIC);
             sqlite3_bind_int64(st->put_ckpt, 2, r->opno);
             sqlite3_bind_text(st->put_ckpt, 3, r->text, (int)r->len, SQLITE_STATIC);
             rc = step_reset(st, st->put_ckpt, "write checkpoint");
-            if (rc == 0)
-                rc = note_fold(st, r->id, -1);
+            if (rc == 0) rc = note_fold(st, r->id, -1);
         }
     }
-    if (rc == 0)
-        rc = map_rc(st, sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL), "commit");
+    if (rc == 0) rc = map_rc(st, sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL), "commit");
     if (rc != 0 && !sqlite3_get_autocommit(st->db))
         sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
     /* Only what is now on disk changes the fold map, in row order: a
@@ -458,14 +456,13 @@ static void run_load(gd_store *st, gd_job *job)
     rc = sqlite3_step(st->get_ckpt);
     if (rc == SQLITE_ROW) {
         job->ckpt_opno = sqlite3_column_int64(st->get_ckpt, 0);
-        j = json_loads((const char *)sqlite3_column_text(st->get_ckpt, 1),
-                       JSON_DECODE_INT_AS_REAL, &jerr);
+        j = json_loads((const char *)sqlite3_column_text(st->get_ckpt, 1), JSON_DECODE_INT_AS_REAL,
+                       &jerr);
     }
     rc = map_rc(st, rc, "read checkpoint");
     sqlite3_reset(st->get_ckpt);
     sqlite3_clear_bindings(st->get_ckpt);
-    if (rc != 0)
-        goto out;
+    if (rc != 0) goto out;
     if (j) {
         if (gd_record_from_json(j, &job->rec) != 0) {
             gd_log(GD_LOG_ERROR, "store: session %s: checkpoint does not parse", job->id);
@@ -482,8 +479,7 @@ static void run_load(gd_store *st, gd_job *job)
         sqlite3_bind_blob(st->get_ops, 2, sid, 16, SQLITE_STATIC);
         while ((rc = sqlite3_step(st->get_ops)) == SQLITE_ROW) {
             int64_t opno = sqlite3_column_int64(st->get_ops, 0);
-            if (opno <= (int64_t)job->rec.opno)
-                continue; /* already in the checkpoint */
+            if (opno <= (int64_t)job->rec.opno) continue; /* already in the checkpoint */
             if (opno != (int64_t)job->rec.opno + 1) {
                 gd_log(GD_LOG_ERROR, "store: session %s: op log gap after %llu (found %lld)",
                        job->id, (unsigned long long)job->rec.opno, (long long)opno);
@@ -547,8 +543,7 @@ static void run_kv_list(gd_store *st, gd_job *job)
         gd_buf_printf(&b, "\"%lld.%s\"}", (long long)job->next_at, job->next_id);
     else
         gd_buf_puts(&b, "null}");
-    if (b.oom)
-        job->rc = -ENOMEM;
+    if (b.oom) job->rc = -ENOMEM;
     job->text = gd_buf_steal(&b, &job->len);
 }
 
@@ -559,8 +554,7 @@ static void run_kv_put(gd_store *st, gd_job *job)
      * backoff before giving up (the durable store stays the truth). */
     for (int attempt = 0; attempt < 4; attempt++) {
         rc = st->kv->put(st->kv_ctx, job->id, job->text, job->len, job->updated_at);
-        if (rc == 0)
-            break;
+        if (rc == 0) break;
         usleep(10000u << attempt);
     }
     job->rc = rc;
@@ -574,9 +568,9 @@ static void run_kv_put(gd_store *st, gd_job *job)
 
 static void format_id(const uint8_t *b, char out[37])
 {
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-             b[13], b[14], b[15]);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
 }
 
 typedef struct recovering {
@@ -599,20 +593,19 @@ int gd_store_recover(gd_store *st)
     gd_idset_init(&index);
     recovering *recs = NULL;
     size_t n = 0, cap = 0, rows = 0;
-    int rc = map_rc(st, sqlite3_prepare_v2(st->db, "SELECT sid, opno, op FROM log ORDER BY gseq",
-                                           -1, &q, NULL), "scan log");
+    int rc = map_rc(
+        st, sqlite3_prepare_v2(st->db, "SELECT sid, opno, op FROM log ORDER BY gseq", -1, &q, NULL),
+        "scan log");
     while (rc == 0) {
         int step = sqlite3_step(q);
-        if (step == SQLITE_DONE)
-            break;
+        if (step == SQLITE_DONE) break;
         if (step != SQLITE_ROW) {
             rc = map_rc(st, step, "scan log");
             break;
         }
         rows++;
         char id[37];
-        if (sqlite3_column_bytes(q, 0) != 16)
-            continue;
+        if (sqlite3_column_bytes(q, 0) != 16) continue;
         format_id(sqlite3_column_blob(q, 0), id);
         int64_t at;
         if (!gd_idset_get(&index, id, &at)) {
@@ -648,16 +641,15 @@ int gd_store_recover(gd_store *st)
         }
         recovering *r = &recs[at];
         int64_t opno = sqlite3_column_int64(q, 1);
-        if (!r->ok || opno <= (int64_t)r->rec.opno)
-            continue;
+        if (!r->ok || opno <= (int64_t)r->rec.opno) continue;
         if (opno != (int64_t)r->rec.opno + 1) {
             gd_log(GD_LOG_ERROR, "recovery: session %s: gap after op %llu", id,
                    (unsigned long long)r->rec.opno);
             continue;
         }
         json_error_t jerr;
-        json_t *oj = json_loads((const char *)sqlite3_column_text(q, 2), JSON_DECODE_INT_AS_REAL,
-                                &jerr);
+        json_t *oj =
+            json_loads((const char *)sqlite3_column_text(q, 2), JSON_DECODE_INT_AS_REAL, &jerr);
         gd_op op;
         gd_op_err err;
         gd_apply_res res;
@@ -675,8 +667,7 @@ int gd_store_recover(gd_store *st)
     if (rc == 0 && rows > 0) {
         rc = map_rc(st, sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL), "begin");
         for (size_t i = 0; rc == 0 && i < n; i++) {
-            if (!recs[i].ok)
-                continue;
+            if (!recs[i].ok) continue;
             gd_buf b;
             gd_buf_init(&b);
             gd_record_write(&b, &recs[i].rec, true);
@@ -697,18 +688,17 @@ int gd_store_recover(gd_store *st)
         if (rc != 0 && !sqlite3_get_autocommit(st->db))
             sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
         for (size_t i = 0; rc == 0 && i < n; i++) {
-            if (!recs[i].ok)
-                continue;
+            if (!recs[i].ok) continue;
             gd_buf b;
             gd_buf_init(&b);
             gd_record_write(&b, &recs[i].rec, false);
-            if (!b.oom && st->kv->put(st->kv_ctx, recs[i].rec.id, b.p, b.len,
-                                      recs[i].rec.updated_at) != 0)
+            if (!b.oom &&
+                st->kv->put(st->kv_ctx, recs[i].rec.id, b.p, b.len, recs[i].rec.updated_at) != 0)
                 gd_log(GD_LOG_WARN, "recovery: KV view of %s not refreshed", recs[i].rec.id);
             gd_buf_free(&b);
         }
-        gd_log(GD_LOG_INFO, "recovery: replayed %zu log rows into %zu sessions in %.1f ms", rows,
-               n, (double)(gd_now_us() - t0) / 1000.0);
+        gd_log(GD_LOG_INFO, "recovery: replayed %zu log rows into %zu sessions in %.1f ms", rows, n,
+               (double)(gd_now_us() - t0) / 1000.0);
     }
     for (size_t i = 0; i < n; i++)
         gd_record_clear(&recs[i].rec);
@@ -730,8 +720,7 @@ static void gc_note(gc_ctx *g, const char *id)
     if (g->nold == g->capold) {
         size_t cap = g->capold ? g->capold * 2 : 64;
         char(*p)[37] = realloc(g->old, cap * sizeof(*p));
-        if (!p)
-            return;
+        if (!p) return;
         g->old = p;
         g->capold = cap;
     }
@@ -744,15 +733,12 @@ static void gc_kv_id(void *arg, const char *id)
     gc_ctx *g = arg;
     int64_t v;
     char *text = NULL;
-    if (gd_idset_get(&g->durable, id, &v) || g->st->kv->get(g->st->kv_ctx, id, &text) != 0)
-        return;
+    if (gd_idset_get(&g->durable, id, &v) || g->st->kv->get(g->st->kv_ctx, id, &text) != 0) return;
     json_error_t e;
     json_t *j = json_loads(text, JSON_DECODE_INT_AS_REAL, &e);
     json_t *la = json_object_get(j, "lastAccessedAt");
-    if (!la)
-        la = json_object_get(j, "updatedAt");
-    if (json_is_number(la) && json_number_value(la) < (double)g->cutoff)
-        gc_note(g, id);
+    if (!la) la = json_object_get(j, "updatedAt");
+    if (json_is_number(la) && json_number_value(la) < (double)g->cutoff) gc_note(g, id);
     json_decref(j);
     free(text);
 }
@@ -762,11 +748,12 @@ int gd_store_gc(gd_store *st, int64_t cutoff_ms, bool dry_run, size_t *removed)
     gc_ctx g = {.st = st, .cutoff = cutoff_ms};
     gd_idset_init(&g.durable);
     sqlite3_stmt *q = NULL;
-    int rc = map_rc(st, sqlite3_prepare_v2(st->db,
-                                           "SELECT id, coalesce(json_extract(record, "
-                                           "'$.lastAccessedAt'), json_extract(record, "
-                                           "'$.updatedAt')) FROM sessions",
-                                           -1, &q, NULL),
+    int rc = map_rc(st,
+                    sqlite3_prepare_v2(st->db,
+                                       "SELECT id, coalesce(json_extract(record, "
+                                       "'$.lastAccessedAt'), json_extract(record, "
+                                       "'$.updatedAt')) FROM sessions",
+                                       -1, &q, NULL),
                     "scan sessions");
     while (rc == 0) {
         int step = sqlite3_step(q);
@@ -776,26 +763,24 @@ int gd_store_gc(gd_store *st, int64_t cutoff_ms, bool dry_run, size_t *removed)
         }
         const char *id = (const char *)sqlite3_column_text(q, 0);
         gd_idset_add(&g.durable, id);
-        if (sqlite3_column_int64(q, 1) < cutoff_ms)
-            gc_note(&g, id);
+        if (sqlite3_column_int64(q, 1) < cutoff_ms) gc_note(&g, id);
     }
     sqlite3_finalize(q);
-    if (rc == 0)
-        rc = st->kv->each_id(st->kv_ctx, gc_kv_id, &g);
+    if (rc == 0) rc = st->kv->each_id(st->kv_ctx, gc_kv_id, &g);
     if (rc == 0 && !dry_run && g.nold) {
         sqlite3_stmt *del = NULL;
         rc = map_rc(st, sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL), "begin");
         if (rc == 0)
-            rc = map_rc(st, sqlite3_prepare_v2(st->db, "DELETE FROM sessions WHERE id = ?1", -1,
-                                               &del, NULL),
-                        "prepare delete");
+            rc = map_rc(
+                st,
+                sqlite3_prepare_v2(st->db, "DELETE FROM sessions WHERE id = ?1", -1, &del, NULL),
+                "prepare delete");
         for (size_t i = 0; rc == 0 && i < g.nold; i++) {
             sqlite3_bind_text(del, 1, g.old[i], -1, SQLITE_STATIC);
             rc = step_reset(st, del, "delete session");
         }
         sqlite3_finalize(del);
-        if (rc == 0)
-            rc = map_rc(st, sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL), "commit");
+        if (rc == 0) rc = map_rc(st, sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL), "commit");
         if (rc != 0 && !sqlite3_get_autocommit(st->db))
             sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
         /* The durable store first: the view is only ever behind it. */

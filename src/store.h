@@ -83,8 +83,8 @@ typedef struct gd_store_stats {
 /* Opens (creating if needed) the durable store and the KV view in dir.
  * wake(wake_arg) is called from the storage thread after a job finishes.
  * Returns 0 or a negative errno; on success *out is owned by the caller. */
-int gd_store_open(gd_store **out, const char *dir, const gd_kv_ops *kv,
-                  void (*wake)(void *), void *wake_arg);
+int gd_store_open(gd_store **out, const char *dir, const gd_kv_ops *kv, void (*wake)(void *),
+                  void *wake_arg);
 /* Crash recovery, startup only, before gd_store_start: folds every log row
  * into its session's checkpoint and refreshes their KV views. 0 or -errno. */
 int gd_store_recover(gd_store *st);

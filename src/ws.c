@@ -29,14 +29,12 @@ int gd_ws_on_established(gd_server *srv, gd_conn *c)
     c->kind = GD_CONN_WS;
     c->serial = ++srv->next_serial;
     lws_get_peer_simple(c->wsi, c->peer, sizeof(c->peer));
-    if (gd_uuid_v4(c->player_id) != 0 || !session_path(uri, id))
-        return -1;
+    if (gd_uuid_v4(c->player_id) != 0 || !session_path(uri, id)) return -1;
     gd_identity_derive(c->player_id, &c->ident);
     c->connected_at = c->last_message_at = gd_now_ms();
     srv->m.ws_connections++;
     gd_session *s = gd_session_acquire(srv, id);
-    if (!s)
-        return -1;
+    if (!s) return -1;
     if (s->nplayers >= GD_MAX_PLAYERS) {
         /* Lost a race with another upgrade after the 503 check. */
         c->session = NULL;
@@ -49,8 +47,7 @@ int gd_ws_on_established(gd_server *srv, gd_conn *c)
 
 void gd_ws_close(gd_conn *c, uint16_t code, const char *reason)
 {
-    if (c->closing)
-        return;
+    if (c->closing) return;
     c->closing = true;
     c->close_code = code;
     c->close_reason = reason;
@@ -67,8 +64,7 @@ int gd_ws_on_receive(gd_server *srv, gd_conn *c, const void *in, size_t len)
             gd_buf_put(&c->rx, in, len);
         }
     }
-    if (!lws_is_final_fragment(c->wsi) || lws_remaining_packet_payload(c->wsi) > 0)
-        return 0;
+    if (!lws_is_final_fragment(c->wsi) || lws_remaining_packet_payload(c->wsi) > 0) return 0;
     if (c->rx_discard) {
         c->rx_discard = false;
         gd_log(GD_LOG_DEBUG, "conn %llu: message over %d bytes rejected",
@@ -84,8 +80,7 @@ int gd_ws_on_receive(gd_server *srv, gd_conn *c, const void *in, size_t len)
     if (c->rx.len == 4 && memcmp(c->rx.p, "ping", 4) == 0) {
         /* The reference's auto-response: not JSON, not counted as a message. */
         gd_msg *m = gd_msg_new("pong", 4);
-        if (m)
-            gd_session_send(srv, c, m, 0);
+        if (m) gd_session_send(srv, c, m, 0);
         gd_msg_unref(m);
     } else {
         gd_session_on_message(srv, c, c->rx.p ? c->rx.p : "", c->rx.len);
@@ -98,8 +93,7 @@ static void pop_head(gd_conn *c)
 {
     gd_qitem *it = c->qhead;
     c->qhead = it->next;
-    if (!c->qhead)
-        c->qtail = NULL;
+    if (!c->qhead) c->qtail = NULL;
     c->qbytes -= it->msg->len;
     gd_msg_unref(it->msg);
     free(it);
@@ -156,8 +150,7 @@ int gd_ws_on_writable(gd_server *srv, gd_conn *c)
             n = lws_write(c->wsi, batch + LWS_PRE, used, LWS_WRITE_RAW);
             n = n < (int)used ? -1 : 0;
         }
-        if (n < 0)
-            return -1;
+        if (n < 0) return -1;
         if (gd_conn_can_send(c, durable) || (c->closing && !c->qhead))
             lws_callback_on_writable(c->wsi);
         return 0;

@@ -29,10 +29,9 @@ static void seed(gd_record *r)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     json_error_t jerr;
-    json_t *msg = json_loadb((const char *)data, size, JSON_DECODE_INT_AS_REAL | JSON_DECODE_ANY,
-                             &jerr);
-    if (!msg)
-        return 0;
+    json_t *msg =
+        json_loadb((const char *)data, size, JSON_DECODE_INT_AS_REAL | JSON_DECODE_ANY, &jerr);
+    if (!msg) return 0;
 
     gd_record live, replay;
     seed(&live);
@@ -72,15 +71,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     gd_state st;
     gd_errors errs = {0};
-    if (gd_state_from_json(msg, &st, &errs) == 0)
-        gd_state_clear(&st);
+    if (gd_state_from_json(msg, &st, &errs) == 0) gd_state_clear(&st);
     char *name = NULL;
     errs.n = 0;
-    if (gd_name_from_json(msg, &name, &errs) == 0)
-        free(name);
+    if (gd_name_from_json(msg, &name, &errs) == 0) free(name);
     gd_record rec;
-    if (gd_record_from_json(msg, &rec) == 0)
-        gd_record_clear(&rec);
+    if (gd_record_from_json(msg, &rec) == 0) gd_record_clear(&rec);
 
     gd_record_clear(&live);
     gd_record_clear(&replay);

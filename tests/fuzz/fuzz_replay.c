@@ -21,13 +21,11 @@ int main(int argc, char **argv)
         }
         struct dirent *e;
         while ((e = readdir(d))) {
-            if (e->d_name[0] == '.')
-                continue;
+            if (e->d_name[0] == '.') continue;
             char path[4096];
             snprintf(path, sizeof(path), "%s/%s", argv[i], e->d_name);
             FILE *f = fopen(path, "rb");
-            if (!f)
-                continue;
+            if (!f) continue;
             static uint8_t buf[1 << 20];
             size_t n = fread(buf, 1, sizeof(buf), f);
             fclose(f);

@@ -25,8 +25,7 @@ static gd_state *state_from(const char *json)
     gd_state *s = malloc(sizeof(*s));
     gd_errors errs = {0};
     int rc = gd_state_from_json(j, s, &errs);
-    if (rc)
-        fprintf(stderr, "%s\n", errs.msg[0]);
+    if (rc) fprintf(stderr, "%s\n", errs.msg[0]);
     assert_int_equal(rc, 0);
     json_decref(j);
     return s;

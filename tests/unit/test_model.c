@@ -40,8 +40,8 @@ static void test_state_validation(void **state)
     expect_errors("{\"tracks\":{}}", 1, "Tracks must be an array");
     expect_errors("{\"tracks\":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17]}", 1,
                   "Cannot have more than 16 tracks");
-    expect_errors("{\"tracks\":[{\"id\":\"\",\"sampleId\":\"k\",\"name\":\"n\",\"steps\":[]}]}",
-                  1, "Track[0]: id must be a non-empty string");
+    expect_errors("{\"tracks\":[{\"id\":\"\",\"sampleId\":\"k\",\"name\":\"n\",\"steps\":[]}]}", 1,
+                  "Track[0]: id must be a non-empty string");
     expect_errors("{\"tracks\":[{\"id\":\"a\",\"sampleId\":\"k\",\"name\":\"n\",\"steps\":[],"
                   "\"volume\":2}]}",
                   1, "Track[0]: volume must be between 0 and 1");

@@ -107,7 +107,8 @@ static void test_apply_and_broadcast(void **state)
     gd_buf b;
     gd_buf_init(&b);
 
-    assert_int_equal(parse_op("{\"type\":\"toggle_step\",\"trackId\":\"t1\",\"step\":3}", &op, &err), 0);
+    assert_int_equal(
+        parse_op("{\"type\":\"toggle_step\",\"trackId\":\"t1\",\"step\":3}", &op, &err), 0);
     assert_int_equal(gd_apply(&r, &op, &res, &err), -ENOENT);
     assert_string_equal(err.code, GD_E_TRACK_NOT_FOUND);
     assert_int_equal(r.server_seq, 0);
@@ -135,7 +136,8 @@ static void test_apply_and_broadcast(void **state)
     assert_int_equal(r.server_seq, 2);
     gd_op_clear(&op);
 
-    assert_int_equal(parse_op("{\"type\":\"toggle_step\",\"trackId\":\"t1\",\"step\":3}", &op, &err), 0);
+    assert_int_equal(
+        parse_op("{\"type\":\"toggle_step\",\"trackId\":\"t1\",\"step\":3}", &op, &err), 0);
     assert_int_equal(gd_apply(&r, &op, &res, &err), 0);
     assert_true(res.value);
     gd_op_write_broadcast(&b, &r, &op, &res, "p1", NULL);
@@ -144,7 +146,8 @@ static void test_apply_and_broadcast(void **state)
     gd_buf_reset(&b);
     gd_op_clear(&op);
 
-    assert_int_equal(parse_op("{\"type\":\"mute_track\",\"trackId\":\"t1\",\"muted\":true}", &op, &err), 0);
+    assert_int_equal(
+        parse_op("{\"type\":\"mute_track\",\"trackId\":\"t1\",\"muted\":true}", &op, &err), 0);
     assert_int_equal(gd_apply(&r, &op, &res, &err), 0);
     assert_false(res.seqd);
     assert_int_equal(r.server_seq, 3);
