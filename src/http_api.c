@@ -508,19 +508,29 @@ static bool if_match_ok(const char *header, const gd_session *s)
     return strlen(header) == strlen(etag) - 2 && strncmp(header, etag + 1, strlen(header)) == 0;
 }
 
-static void cont_put(gd_conn *c, gd_session *s)
+/* The preamble of PUT and PATCH: a published session answers 403, a body
+ * that is not a JSON object 400. Returns the body (caller decrefs) or NULL
+ * once it has answered. */
+static json_t *editable_body(gd_conn *c, gd_session *s, const char *published)
 {
-    gd_server *srv = gd_server_of(c->wsi);
     if (s->rec.immutable) {
-        respond(c, 403, published_put);
-        return;
+        respond(c, 403, published);
+        return NULL;
     }
     json_t *body = parse_body(c);
     if (!json_is_object(body)) {
         json_decref(body);
         respond(c, 400, "{\"error\":\"Invalid request body\"}");
-        return;
+        return NULL;
     }
+    return body;
+}
+
+static void cont_put(gd_conn *c, gd_session *s)
+{
+    gd_server *srv = gd_server_of(c->wsi);
+    json_t *body = editable_body(c, s, published_put);
+    if (!body) return;
     gd_op op = {.type = GD_OP_REPLACE_STATE};
     gd_errors errs = {0};
     op.state = malloc(sizeof(*op.state));
@@ -577,16 +587,8 @@ static void cont_put(gd_conn *c, gd_session *s)
 static void cont_patch(gd_conn *c, gd_session *s)
 {
     gd_server *srv = gd_server_of(c->wsi);
-    if (s->rec.immutable) {
-        respond(c, 403, published_patch);
-        return;
-    }
-    json_t *body = parse_body(c);
-    if (!json_is_object(body)) {
-        json_decref(body);
-        respond(c, 400, "{\"error\":\"Invalid request body\"}");
-        return;
-    }
+    json_t *body = editable_body(c, s, published_patch);
+    if (!body) return;
     json_t *jn = json_object_get(body, "name");
     if (!jn) {
         json_decref(body);

@@ -1022,6 +1022,16 @@ out:
 
 /* ---- HTTP waiters ----------------------------------------------------- */
 
+/* Puts c at the head of s's HTTP waiter list (c->wait already set). */
+static void link_waiter(gd_session *s, gd_conn *c)
+{
+    c->session = s;
+    c->wprev = NULL;
+    c->wnext = s->waiters;
+    if (s->waiters) s->waiters->wprev = c;
+    s->waiters = c;
+}
+
 void gd_session_wait_load(gd_server *srv, gd_session *s, gd_conn *c, gd_http_cont cont)
 {
     touch_session(s);
@@ -1031,11 +1041,7 @@ void gd_session_wait_load(gd_server *srv, gd_session *s, gd_conn *c, gd_http_con
     }
     c->wait = GD_WAIT_LOAD;
     c->cont = cont;
-    c->session = s;
-    c->wprev = NULL;
-    c->wnext = s->waiters;
-    if (s->waiters) s->waiters->wprev = c;
-    s->waiters = c;
+    link_waiter(s, c);
 }
 
 void gd_session_wait_durable(gd_server *srv, gd_session *s, gd_conn *c, int64_t opno)
@@ -1051,11 +1057,7 @@ void gd_session_wait_durable(gd_server *srv, gd_session *s, gd_conn *c, int64_t 
     }
     c->wait = GD_WAIT_DURABLE;
     c->wait_opno = opno;
-    c->session = s;
-    c->wprev = NULL;
-    c->wnext = s->waiters;
-    if (s->waiters) s->waiters->wprev = c;
-    s->waiters = c;
+    link_waiter(s, c);
 }
 
 void gd_session_unwait(gd_conn *c)
