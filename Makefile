@@ -1,7 +1,7 @@
 # grooved — the two commands of the README:
 #   make run   install missing packages, build, serve on 127.0.0.1:8787 (data in ./data)
 #   make test  install missing packages, build with ASan+UBSan, run every test
-.PHONY: all deps build build-test run test bench fuzz clean format
+.PHONY: all deps build build-test build-tsan run test bench fuzz clean format
 
 JOBS ?= $(shell nproc)
 
@@ -21,10 +21,19 @@ build-test: deps
 run: build
 	./build/grooved --host 127.0.0.1 --port 8787 --data-dir ./data
 
-test: build-test
+build-tsan: deps
+	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DGD_TSAN=ON >/dev/null
+	@cmake --build build-tsan -j $(JOBS) --target grooved
+
+# Every test under ASan+UBSan, then the tests that drive the storage thread
+# hardest once more against the ThreadSanitizer build.
+test: build-test build-tsan
 	cd build-test && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j 2
+	cd build-test && TSAN_OPTIONS=halt_on_error=1 \
+	  GROOVED_BIN_OVERRIDE=$(CURDIR)/build-tsan/grooved ctest --output-on-failure -j 2 \
+	  -R 'e2e_test_(collab|crash|storage_failure|hibernation|eviction)$$' 
 
 bench: build
 	bench/run-all.sh 10
@@ -41,7 +50,7 @@ fuzz:
 	build-fuzz/fuzz_messages -max_total_time=$(FUZZ_SECONDS) -max_len=4096 tests/fuzz/corpus
 
 clean:
-	rm -rf build build-test build-fuzz
+	rm -rf build build-test build-tsan build-fuzz
 
 format:
 	clang-format -i src/*.c src/*.h tests/unit/*.c

@@ -16,7 +16,10 @@ import traceback
 
 import websockets
 
-BIN = os.environ.get("GROOVED_BIN", os.path.join(os.path.dirname(__file__), "../../build-test/grooved"))
+# GROOVED_BIN_OVERRIDE (e.g. the ThreadSanitizer build) wins over the
+# GROOVED_BIN that ctest sets for each test.
+BIN = (os.environ.get("GROOVED_BIN_OVERRIDE") or os.environ.get("GROOVED_BIN")
+       or os.path.join(os.path.dirname(__file__), "../../build-test/grooved"))
 
 
 class Server:
