@@ -55,7 +55,7 @@ async def test_flood_gets_rate_limited_and_session_survives():
                 limited += 1
             elif m.get("type") == "step_toggled":
                 applied += 1
-        assert limited > 0 and 90 <= applied <= 200, (applied, limited)
+        assert limited > 0 and applied >= 90, (applied, limited)
         await asyncio.sleep(1.1)  # the bucket refills
         ack = await c.request({"type": "set_tempo", "tempo": 99}, "tempo_changed")
         assert ack["type"] == "tempo_changed"
