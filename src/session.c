@@ -986,18 +986,21 @@ void gd_session_on_message(gd_server *srv, gd_conn *c, const char *data, size_t 
         }
     }
 
+    /* The published gate comes before field validation, as in the reference. */
+    if (s->rec.immutable && gd_op_is_mutating(gd_op_type_from_name(type, false))) {
+        gd_session_send_error(srv, c, GD_E_SESSION_PUBLISHED,
+                              "This session is published and cannot be edited. Remix it to "
+                              "create an editable copy.",
+                              client_seq);
+        goto out;
+    }
     gd_op op;
     gd_op_err err;
     if (gd_op_parse(msg, false, &op, &err) != 0) {
         gd_session_send_error(srv, c, err.code, err.message, client_seq);
         goto out;
     }
-    if (s->rec.immutable && gd_op_is_mutating(op.type)) {
-        gd_session_send_error(srv, c, GD_E_SESSION_PUBLISHED,
-                              "This session is published and cannot be edited. Remix it to "
-                              "create an editable copy.",
-                              client_seq);
-    } else if (s->rec.immutable) {
+    if (s->rec.immutable) {
         /* mute/solo on a published session: relayed to the players, never stored. */
         if (gd_state_find_track(&s->rec.state, op.track_id) < 0) {
             gd_session_send_error(srv, c, GD_E_TRACK_NOT_FOUND, "Track not found", client_seq);

@@ -154,7 +154,8 @@ async def test_published_sessions_are_immutable_on_every_path():
         a = await Client.join(s, pid)
         b = await Client.join(s, pid)
         assert a.snapshot["immutable"] is True
-        for msg, _ in MUTATIONS:
+        invalid = {"type": "toggle_step", "trackId": "t1", "step": 999}  # gate before validation
+        for msg in [m for m, _ in MUTATIONS] + [invalid]:
             await a.send(msg)
             err = await a.recv_type("error")
             assert err["code"] == "SESSION_PUBLISHED" and err["clientSeq"] == a.seq, (msg, err)
