@@ -334,6 +334,34 @@ def test_routes_debug_flag_and_static_page():
         s.cleanup()
 
 
+async def test_bodyless_create_track_limits_and_unknown_tracks():
+    s = Server().start()
+    try:
+        st, _, made = s.http("POST", "/api/sessions")
+        assert st == 201 and made["url"] == f"/s/{made['id']}"
+        _, _, body = s.http("GET", f"/api/sessions/{made['id']}")
+        assert list(body) == ["id", "name", "createdAt", "updatedAt", "lastAccessedAt", "remixedFrom",
+                              "remixedFromName", "remixCount", "immutable", "state"]
+        assert body["state"] == {"tracks": [], "tempo": 120, "swing": 0, "version": 1}
+        assert body["name"] is None and body["remixCount"] == 0 and body["immutable"] is False
+        full = [dict(TRACK, id=f"t{i}") for i in range(16)]
+        sid = s.create({"state": {"tracks": full}})
+        a = await Client.join(s, sid)
+        err = await a.request({"type": "add_track", "track": dict(TRACK, id="x")}, "track_added")
+        assert err["type"] == "error" and err["code"] == "TOO_MANY_TRACKS", err
+        for msg, _ in MUTATIONS:
+            if msg["type"] in ("delete_track", "add_track") or not any(k in msg for k in ("trackId", "fromTrackId")):
+                continue
+            bad = {k: ("ghost" if k in ("trackId", "fromTrackId") else v) for k, v in msg.items()}
+            err = await a.request(bad, "never")
+            assert err["code"] == "TRACK_NOT_FOUND", (bad, err)
+        _, headers, _ = s.http("GET", f"/api/sessions/{sid}")
+        assert headers["etag"] == '"0"', "rejected messages never advance serverSeq"
+        await a.close()
+    finally:
+        s.cleanup()
+
+
 if __name__ == "__main__":
     run([test_every_mutation_reaches_all_with_seq_and_clientseq,
          test_readonly_messages_and_their_recipients,
@@ -345,4 +373,5 @@ if __name__ == "__main__":
          test_listing_pagination_from_the_kv_view,
          test_rate_limit_covers_every_creating_route,
          test_one_name_rule_everywhere,
-         test_routes_debug_flag_and_static_page])
+         test_routes_debug_flag_and_static_page,
+         test_bodyless_create_track_limits_and_unknown_tracks])
