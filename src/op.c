@@ -381,6 +381,61 @@ void gd_op_write_log(gd_buf *b, const gd_op *op)
     gd_buf_putc(b, '}');
 }
 
+void gd_op_write_compact(gd_buf *b, const gd_op *op)
+{
+    size_t tlen = op->track_id ? strlen(op->track_id) : 0;
+    if (op->type != GD_OP_TOGGLE_STEP || tlen > 255 || op->at < 0) {
+        gd_buf_putc(b, 0x00);
+        gd_op_write_log(b, op);
+        return;
+    }
+    char tmp[16];
+    int n = 0;
+    tmp[n++] = 0x01;
+    uint64_t at = (uint64_t)op->at;
+    do {
+        uint8_t byte = at & 0x7F;
+        at >>= 7;
+        tmp[n++] = (char)(at ? byte | 0x80 : byte);
+    } while (at);
+    tmp[n++] = (char)op->step;
+    tmp[n++] = (char)tlen;
+    gd_buf_put(b, tmp, (size_t)n);
+    gd_buf_put(b, op->track_id, tlen);
+}
+
+int gd_op_parse_compact(const uint8_t *p, size_t n, gd_op *op, gd_op_err *err)
+{
+    memset(op, 0, sizeof(*op));
+    if (n >= 1 && p[0] == 0x00) {
+        json_error_t jerr;
+        json_t *j = json_loadb((const char *)p + 1, n - 1, JSON_DECODE_INT_AS_REAL, &jerr);
+        if (!j) return fail(err, GD_E_INVALID_JSON, "%s", "Log entry is not JSON");
+        int rc = gd_op_parse(j, true, op, err);
+        json_decref(j);
+        return rc;
+    }
+    size_t i = 1;
+    uint64_t at = 0;
+    for (int shift = 0; n >= 1 && p[0] == 0x01 && i < n && shift < 63; shift += 7) {
+        at |= (uint64_t)(p[i] & 0x7F) << shift;
+        if (!(p[i++] & 0x80)) goto have_at;
+    }
+    return fail(err, GD_E_INVALID_FIELD, "%s", "Log entry is malformed");
+have_at:
+    if (i + 2 > n || p[i] >= GD_MAX_STEPS || i + 2 + p[i + 1] != n || p[i + 1] == 0)
+        return fail(err, GD_E_INVALID_FIELD, "%s", "Log entry is malformed");
+    op->type = GD_OP_TOGGLE_STEP;
+    op->at = (int64_t)at;
+    op->step = p[i];
+    op->track_id = strndup((const char *)p + i + 2, p[i + 1]);
+    if (!op->track_id || memchr(op->track_id, '\0', p[i + 1])) {
+        gd_op_clear(op);
+        return fail(err, GD_E_INVALID_FIELD, "%s", "Log entry is malformed");
+    }
+    return 0;
+}
+
 static int track_or_fail(const gd_record *rec, const char *id, gd_op_err *err)
 {
     int i = gd_state_find_track(&rec->state, id);

@@ -109,6 +109,16 @@ void gd_op_clear(gd_op *op);
 void gd_op_write_log(gd_buf *b, const gd_op *op);
 
 /*
+ * The compact log form used by the op log: toggle_step, the hot path, is
+ *   [0x01][at: LEB128 varint][step: u8][trackId length: u8][trackId]
+ * and every other op (or a toggle with a track id over 255 bytes) is
+ *   [0x00][the JSON log form of gd_op_write_log]
+ * gd_op_parse_compact reads either (trusted, like gd_op_parse(..., true)).
+ */
+void gd_op_write_compact(gd_buf *b, const gd_op *op);
+int gd_op_parse_compact(const uint8_t *p, size_t n, gd_op *op, gd_op_err *err);
+
+/*
  * Applies op to rec. On success returns 0, fills res, increments rec->opno
  * (and rec->server_seq when res->seqd) and sets rec->updated_at = op->at.
  * On a state-dependent rejection returns -ENOENT (track not found, err code

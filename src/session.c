@@ -600,7 +600,7 @@ int gd_session_apply_op(gd_server *srv, gd_session *s, gd_op *op, gd_conn *sende
     gd_buf log;
     gd_buf_init(&log);
     if (op->at == 0) op->at = gd_now_ms();
-    gd_op_write_log(&log, op);
+    gd_op_write_compact(&log, op);
     size_t len;
     char *text = gd_buf_steal(&log, &len);
     /* Reserve everything before applying, so an allocation failure can never

@@ -2,14 +2,14 @@
  * store — see store.h. SQLite result codes stay inside this file and are
  * mapped to -EIO / -ENOSPC at its boundary; extended codes are logged.
  *
- * Layout: log(gseq INTEGER PRIMARY KEY, sid BLOB(16), opno, op) is appended
- * at its right edge by every commit, so a commit dirties a few sequential
- * pages however many sessions it touches. sessions(id, opno, record) holds
- * checkpoints. `unfolded` maps each session with log rows newer than its
- * checkpoint to its first such gseq; it changes only after a commit
- * succeeds, so it always describes what is on disk. Every 64 commits the
- * log prefix older than every unfolded row is deleted. Loads read the
- * checkpoint, plus the log rows of that session when `unfolded` has it.
+ * Layout: ops go to the append-only op log (oplog.c: one write and one
+ * fdatasync per group commit, no page written twice); checkpoints go to
+ * SQLite, sessions(id, opno, record), in WAL mode with synchronous=FULL.
+ * `unfolded` maps each session with log records newer than its checkpoint
+ * to the position of the first; it changes only after a commit succeeds, so
+ * it always describes what is on disk. Every 64 commits the log segments
+ * older than every unfolded record are deleted. Loads read the checkpoint,
+ * plus that session's log records when `unfolded` has it.
  *
  * Fault injection: when the environment names GROOVED_FAULT_FILE and that
  * file exists, every commit fails with -EIO before touching the database.
@@ -31,20 +31,17 @@
 #include <unistd.h>
 
 #include "idset.h"
+#include "oplog.h"
 #include "log.h"
 #include "op.h"
 
-typedef struct pending_fold {
-    char id[37];
-    int64_t gseq; /* first log row of id in this commit, or -1: checkpointed */
-} pending_fold;
-
 struct gd_store {
     sqlite3 *db;
-    sqlite3_stmt *ins_op, *put_ckpt, *get_ckpt, *get_ops, *trim;
+    sqlite3_stmt *put_ckpt, *get_ckpt;
+    gd_oplog *log;
+    uint8_t *recbuf; /* the records of one commit, reused */
+    size_t reclen, reccap;
     gd_idset unfolded; /* storage thread only */
-    pending_fold *pend;
-    size_t npend, cappend;
     int commits_since_trim;
     const gd_kv_ops *kv;
     void *kv_ctx;
@@ -171,33 +168,27 @@ int gd_store_open(gd_store **out, const char *dir, const gd_kv_ops *kv, void (*w
                           "PRAGMA synchronous=FULL;"
                           "PRAGMA wal_autocheckpoint=4000;"
                           "CREATE TABLE IF NOT EXISTS sessions(id TEXT PRIMARY KEY, opno INTEGER "
-                          "NOT NULL, record TEXT NOT NULL) WITHOUT ROWID;"
-                          "CREATE TABLE IF NOT EXISTS log(gseq INTEGER PRIMARY KEY, sid BLOB NOT "
-                          "NULL, opno INTEGER NOT NULL, op TEXT NOT NULL);",
+                          "NOT NULL, record TEXT NOT NULL) WITHOUT ROWID;",
                           NULL, NULL, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(st->db, "INSERT INTO log(sid, opno, op) VALUES(?1, ?2, ?3)", -1,
-                                &st->ins_op, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(st->db,
                                 "INSERT OR REPLACE INTO sessions(id, opno, record) "
                                 "VALUES(?1, ?2, ?3)",
                                 -1, &st->put_ckpt, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(st->db, "DELETE FROM log WHERE gseq < ?1", -1, &st->trim, NULL);
-    if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(st->db, "SELECT opno, record FROM sessions WHERE id = ?1", -1,
                                 &st->get_ckpt, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(st->db,
-                                "SELECT opno, op FROM log WHERE gseq >= ?1 AND sid = ?2 "
-                                "ORDER BY gseq",
-                                -1, &st->get_ops, NULL);
     if (rc != SQLITE_OK) {
         gd_log(GD_LOG_ERROR, "store: cannot open %s: %s", path,
                st->db ? sqlite3_errmsg(st->db) : "out of memory");
         gd_store_close(st);
         return -EIO;
+    }
+    const char *seg = getenv("GROOVED_LOG_SEGMENT_BYTES"); /* tests: force rotation */
+    if ((rc = gd_oplog_open(&st->log, dir, seg ? strtoull(seg, NULL, 10) : 64u << 20)) != 0) {
+        gd_log(GD_LOG_ERROR, "store: cannot open the op log in %s: %s", dir, strerror(-rc));
+        gd_store_close(st);
+        return rc;
     }
     if ((rc = kv->open(&st->kv_ctx, dir)) != 0) {
         gd_store_close(st);
@@ -242,13 +233,11 @@ void gd_store_close(gd_store *st)
         n = j->next;
         gd_job_free(j);
     }
-    sqlite3_finalize(st->ins_op);
     sqlite3_finalize(st->put_ckpt);
-    sqlite3_finalize(st->trim);
-    gd_idset_free(&st->unfolded);
-    free(st->pend);
     sqlite3_finalize(st->get_ckpt);
-    sqlite3_finalize(st->get_ops);
+    gd_oplog_close(st->log);
+    gd_idset_free(&st->unfolded);
+    free(st->recbuf);
     sqlite3_close(st->db);
     if (st->kv_ctx) st->kv->close(st->kv_ctx);
     pthread_mutex_destroy(&st->mu);
@@ -359,90 +348,141 @@ static int step_reset(gd_store *st, sqlite3_stmt *s, const char *what)
     return map_rc(st, rc, what);
 }
 
-static int note_fold(gd_store *st, const char *id, int64_t gseq)
-{
-    if (st->npend == st->cappend) {
-        size_t cap = st->cappend ? st->cappend * 2 : 64;
-        pending_fold *p = realloc(st->pend, cap * sizeof(*p));
-        if (!p) return -ENOMEM;
-        st->pend = p;
-        st->cappend = cap;
-    }
-    pending_fold *f = &st->pend[st->npend++];
-    snprintf(f->id, sizeof(f->id), "%s", id);
-    f->gseq = gseq;
-    return 0;
-}
-
-/* Deletes the log prefix that every session has folded into a checkpoint. */
+/* Deletes the log segments that every session has folded into a checkpoint. */
 static int trim_log(gd_store *st)
 {
     int64_t keep = INT64_MAX;
     for (size_t i = 0; i < st->unfolded.cap; i++)
         if (st->unfolded.slots[i].used && st->unfolded.slots[i].val < keep)
             keep = st->unfolded.slots[i].val;
-    sqlite3_bind_int64(st->trim, 1, keep);
-    return step_reset(st, st->trim, "trim log");
+    return gd_oplog_trim(st->log, keep);
 }
 
 static void run_commit(gd_store *st, gd_job *job)
 {
     int64_t t0 = gd_now_us();
     int rc = 0;
-    st->npend = 0;
+    bool ckpts = false, appended = false;
+    int64_t pos = 0;
+    st->reclen = 0;
+    size_t *offsets = calloc(job->nrows ? job->nrows : 1, sizeof(*offsets));
+    if (!offsets) {
+        rc = -ENOMEM;
+        goto out;
+    }
     if (st->fault_file && access(st->fault_file, F_OK) == 0) {
         gd_log(GD_LOG_WARN, "store: injected commit failure (%s exists)", st->fault_file);
         rc = -EIO;
         goto out;
     }
-    rc = map_rc(st, sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL), "begin");
-    if (rc == 0 && ++st->commits_since_trim >= 64) {
-        st->commits_since_trim = 0;
-        rc = trim_log(st);
-    }
-    for (size_t i = 0; rc == 0 && i < job->nrows; i++) {
+    /* 1. Every op of the batch, in order, with one write and one fdatasync. */
+    for (size_t i = 0; i < job->nrows; i++) {
         gd_row *r = &job->rows[i];
-        if (r->kind == GD_ROW_OP) {
-            uint8_t sid[16];
-            gd_id_pack(r->id, sid);
-            sqlite3_bind_blob(st->ins_op, 1, sid, 16, SQLITE_STATIC);
-            sqlite3_bind_int64(st->ins_op, 2, r->opno);
-            sqlite3_bind_text(st->ins_op, 3, r->text, (int)r->len, SQLITE_STATIC);
-            rc = step_reset(st, st->ins_op, "append op");
-            if (rc == 0) rc = note_fold(st, r->id, sqlite3_last_insert_rowid(st->db));
-        } else {
+        if (r->kind != GD_ROW_OP) {
+            ckpts = true;
+            continue;
+        }
+        uint8_t sid[16];
+        gd_id_pack(r->id, sid);
+        offsets[i] = st->reclen;
+        if (!gd_oplog_encode(&st->recbuf, &st->reclen, &st->reccap, sid, (uint32_t)r->opno,
+                             (const uint8_t *)r->text, r->len)) {
+            rc = -ENOMEM;
+            goto out;
+        }
+    }
+    if (st->reclen) {
+        rc = gd_oplog_append(st->log, st->recbuf, st->reclen, &pos);
+        if (rc) {
+            gd_log(GD_LOG_ERROR, "store: op log append failed: %s", strerror(-rc));
+            goto out;
+        }
+        appended = true;
+    }
+    /* 2. The checkpoints, in one SQLite transaction. */
+    if (ckpts) {
+        rc = map_rc(st, sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL), "begin");
+        for (size_t i = 0; rc == 0 && i < job->nrows; i++) {
+            gd_row *r = &job->rows[i];
+            if (r->kind != GD_ROW_CKPT) continue;
             sqlite3_bind_text(st->put_ckpt, 1, r->id, -1, SQLITE_STATIC);
             sqlite3_bind_int64(st->put_ckpt, 2, r->opno);
             sqlite3_bind_text(st->put_ckpt, 3, r->text, (int)r->len, SQLITE_STATIC);
             rc = step_reset(st, st->put_ckpt, "write checkpoint");
-            if (rc == 0) rc = note_fold(st, r->id, -1);
         }
+        if (rc == 0) rc = map_rc(st, sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL), "commit");
+        if (rc != 0 && !sqlite3_get_autocommit(st->db))
+            sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+        if (rc != 0 && appended) /* the batch fails whole: take its ops back */
+            gd_oplog_cut(st->log, pos);
     }
-    if (rc == 0) rc = map_rc(st, sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL), "commit");
-    if (rc != 0 && !sqlite3_get_autocommit(st->db))
-        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-    /* Only what is now on disk changes the fold map, in row order: a
+    /* 3. Only what is now on disk changes the fold map, in row order: a
      * checkpoint folds everything before it; a later op opens a new range. */
-    for (size_t i = 0; rc == 0 && i < st->npend; i++) {
+    for (size_t i = 0; rc == 0 && i < job->nrows; i++) {
+        gd_row *r = &job->rows[i];
         int64_t cur;
-        if (st->pend[i].gseq < 0)
-            gd_idset_remove(&st->unfolded, st->pend[i].id);
-        else if (!gd_idset_get(&st->unfolded, st->pend[i].id, &cur) &&
-                 gd_idset_put(&st->unfolded, st->pend[i].id, st->pend[i].gseq) != 0)
+        if (r->kind == GD_ROW_CKPT)
+            gd_idset_remove(&st->unfolded, r->id);
+        else if (!gd_idset_get(&st->unfolded, r->id, &cur) &&
+                 gd_idset_put(&st->unfolded, r->id, pos + (int64_t)offsets[i]) != 0)
             st->commits_since_trim = INT32_MIN; /* out of memory: never trim, never lose ops */
     }
+    if (rc == 0 && ++st->commits_since_trim >= 64) {
+        st->commits_since_trim = 0;
+        if (trim_log(st) != 0) gd_log(GD_LOG_WARN, "store: op log trim failed");
+    }
 out:
+    free(offsets);
     job->rc = rc;
     pthread_mutex_lock(&st->mu);
     if (rc == 0) {
         st->stats.commits++;
         st->stats.rows += job->nrows;
-        st->stats.bytes += job->bytes;
+        st->stats.bytes += st->reclen;
+        for (size_t i = 0; i < job->nrows; i++)
+            if (job->rows[i].kind == GD_ROW_CKPT) st->stats.bytes += job->rows[i].len;
     } else {
         st->stats.commit_failures++;
     }
     st->stats.commit_us_total += (uint64_t)(gd_now_us() - t0);
     pthread_mutex_unlock(&st->mu);
+}
+
+/* Applies one log record of rec's own session onto rec: ops already in rec
+ * are skipped (1), the next one is applied (0), anything else cannot be
+ * replayed (< 0). The same gd_apply as live sessions. */
+static int replay_record(gd_record *rec, const gd_oplog_rec *r)
+{
+    if (r->opno <= rec->opno) return 1;
+    if (r->opno != rec->opno + 1) return -EILSEQ;
+    gd_op op;
+    gd_op_err err;
+    gd_apply_res res;
+    int rc = gd_op_parse_compact(r->op, r->oplen, &op, &err);
+    if (rc == 0) {
+        rc = gd_apply(rec, &op, &res, &err);
+        gd_op_clear(&op);
+    }
+    return rc ? -EINVAL : 0;
+}
+
+typedef struct load_scan {
+    gd_job *job;
+    uint8_t sid[16];
+} load_scan;
+
+static int load_record(void *arg, const gd_oplog_rec *r)
+{
+    load_scan *ls = arg;
+    if (memcmp(r->sid, ls->sid, 16) != 0) return 0;
+    int rc = replay_record(&ls->job->rec, r);
+    if (rc < 0) {
+        gd_log(GD_LOG_ERROR, "store: session %s: op %u does not replay (%s)", ls->job->id, r->opno,
+               rc == -EILSEQ ? "gap" : "invalid");
+        return 1;
+    }
+    ls->job->replayed += rc == 0;
+    return 0;
 }
 
 /* Recovery of one session: checkpoint, then replay of every later op. */
@@ -473,39 +513,9 @@ static void run_load(gd_store *st, gd_job *job)
         int64_t from;
         if (!gd_idset_get(&st->unfolded, job->id, &from))
             goto out; /* the checkpoint holds every op of this session */
-        uint8_t sid[16];
-        gd_id_pack(job->id, sid);
-        sqlite3_bind_int64(st->get_ops, 1, from);
-        sqlite3_bind_blob(st->get_ops, 2, sid, 16, SQLITE_STATIC);
-        while ((rc = sqlite3_step(st->get_ops)) == SQLITE_ROW) {
-            int64_t opno = sqlite3_column_int64(st->get_ops, 0);
-            if (opno <= (int64_t)job->rec.opno) continue; /* already in the checkpoint */
-            if (opno != (int64_t)job->rec.opno + 1) {
-                gd_log(GD_LOG_ERROR, "store: session %s: op log gap after %llu (found %lld)",
-                       job->id, (unsigned long long)job->rec.opno, (long long)opno);
-                break;
-            }
-            json_t *oj = json_loads((const char *)sqlite3_column_text(st->get_ops, 1),
-                                    JSON_DECODE_INT_AS_REAL, &jerr);
-            gd_op op;
-            gd_op_err err;
-            gd_apply_res res;
-            int prc = oj ? gd_op_parse(oj, true, &op, &err) : -EINVAL;
-            json_decref(oj);
-            if (prc == 0) {
-                prc = gd_apply(&job->rec, &op, &res, &err);
-                gd_op_clear(&op);
-            }
-            if (prc != 0) {
-                gd_log(GD_LOG_ERROR, "store: session %s: op %lld does not replay", job->id,
-                       (long long)opno);
-                break;
-            }
-            job->replayed++;
-        }
-        rc = rc == SQLITE_ROW ? 0 : map_rc(st, rc, "read op log");
-        sqlite3_reset(st->get_ops);
-        sqlite3_clear_bindings(st->get_ops);
+        load_scan ls = {.job = job};
+        gd_id_pack(job->id, ls.sid);
+        rc = gd_oplog_scan(st->log, from, 0, load_record, &ls);
         goto out;
     }
     /* Never live here: fall back to the KV view. */
@@ -578,132 +588,123 @@ typedef struct recovering {
     bool ok;
 } recovering;
 
+typedef struct recovery {
+    gd_store *st;
+    gd_idset index; /* id -> position in recs */
+    recovering *recs;
+    size_t n, cap, rows;
+    int rc;
+} recovery;
+
+/* Folds one log record into its session's record, loading the session's
+ * checkpoint the first time it is seen. */
+static int recover_record(void *arg, const gd_oplog_rec *r)
+{
+    recovery *rv = arg;
+    gd_store *st = rv->st;
+    char id[37];
+    format_id(r->sid, id);
+    rv->rows++;
+    int64_t at;
+    if (!gd_idset_get(&rv->index, id, &at)) {
+        if (rv->n == rv->cap) {
+            size_t cap = rv->cap ? rv->cap * 2 : 64;
+            recovering *p = realloc(rv->recs, cap * sizeof(*p));
+            if (!p) {
+                rv->rc = -ENOMEM;
+                return 1;
+            }
+            rv->recs = p;
+            rv->cap = cap;
+        }
+        at = (int64_t)rv->n++;
+        recovering *nr = &rv->recs[at];
+        memset(nr, 0, sizeof(*nr));
+        gd_state_init(&nr->rec.state);
+        if (gd_idset_put(&rv->index, id, at) != 0) {
+            rv->rc = -ENOMEM;
+            return 1;
+        }
+        sqlite3_bind_text(st->get_ckpt, 1, id, -1, SQLITE_STATIC);
+        if (sqlite3_step(st->get_ckpt) == SQLITE_ROW) {
+            json_error_t jerr;
+            json_t *j = json_loads((const char *)sqlite3_column_text(st->get_ckpt, 1),
+                                   JSON_DECODE_INT_AS_REAL, &jerr);
+            nr->ok = j && gd_record_from_json(j, &nr->rec) == 0;
+            json_decref(j);
+        }
+        sqlite3_reset(st->get_ckpt);
+        sqlite3_clear_bindings(st->get_ckpt);
+        if (!nr->ok)
+            gd_log(GD_LOG_WARN,
+                   "recovery: session %s has log records but no checkpoint "
+                   "(its creation was never acknowledged)",
+                   id);
+    }
+    recovering *rr = &rv->recs[at];
+    if (rr->ok) {
+        int prc = replay_record(&rr->rec, r);
+        if (prc < 0)
+            gd_log(GD_LOG_ERROR, "recovery: session %s: op %u does not replay (%s)", id, r->opno,
+                   prc == -EILSEQ ? "gap" : "invalid");
+    }
+    return 0;
+}
+
 /*
  * Crash recovery, at startup before the storage thread runs: replays every
- * log row onto its session's checkpoint (through gd_apply, in log order),
- * writes the results as new checkpoints, empties the log, then refreshes
- * the KV view of those sessions. One transaction: a crash during recovery
- * leaves the log as it was, and recovery runs again.
+ * intact op log record onto its session's checkpoint (through gd_apply, in
+ * log order; a torn tail is cut off), writes the results as new checkpoints
+ * in one transaction, then deletes the log and refreshes the KV view of
+ * those sessions. A crash during recovery leaves the log in place, and
+ * replay skips what a newer checkpoint already holds.
  */
 int gd_store_recover(gd_store *st)
 {
     int64_t t0 = gd_now_us();
-    sqlite3_stmt *q = NULL;
-    gd_idset index; /* id -> position in recs */
-    gd_idset_init(&index);
-    recovering *recs = NULL;
-    size_t n = 0, cap = 0, rows = 0;
-    int rc = map_rc(
-        st, sqlite3_prepare_v2(st->db, "SELECT sid, opno, op FROM log ORDER BY gseq", -1, &q, NULL),
-        "scan log");
-    while (rc == 0) {
-        int step = sqlite3_step(q);
-        if (step == SQLITE_DONE) break;
-        if (step != SQLITE_ROW) {
-            rc = map_rc(st, step, "scan log");
-            break;
-        }
-        rows++;
-        char id[37];
-        if (sqlite3_column_bytes(q, 0) != 16) continue;
-        format_id(sqlite3_column_blob(q, 0), id);
-        int64_t at;
-        if (!gd_idset_get(&index, id, &at)) {
-            if (n == cap) {
-                cap = cap ? cap * 2 : 64;
-                recovering *r = realloc(recs, cap * sizeof(*r));
-                if (!r) {
-                    rc = -ENOMEM;
-                    break;
-                }
-                recs = r;
-            }
-            at = (int64_t)n++;
-            recs[at].ok = false;
-            memset(&recs[at].rec, 0, sizeof(recs[at].rec));
-            gd_state_init(&recs[at].rec.state);
-            if (gd_idset_put(&index, id, at) != 0) {
-                rc = -ENOMEM;
-                break;
-            }
-            sqlite3_bind_text(st->get_ckpt, 1, id, -1, SQLITE_STATIC);
-            if (sqlite3_step(st->get_ckpt) == SQLITE_ROW) {
-                json_error_t jerr;
-                json_t *j = json_loads((const char *)sqlite3_column_text(st->get_ckpt, 1),
-                                       JSON_DECODE_INT_AS_REAL, &jerr);
-                recs[at].ok = j && gd_record_from_json(j, &recs[at].rec) == 0;
-                json_decref(j);
-            }
-            sqlite3_reset(st->get_ckpt);
-            sqlite3_clear_bindings(st->get_ckpt);
-            if (!recs[at].ok)
-                gd_log(GD_LOG_ERROR, "recovery: session %s has log rows but no checkpoint", id);
-        }
-        recovering *r = &recs[at];
-        int64_t opno = sqlite3_column_int64(q, 1);
-        if (!r->ok || opno <= (int64_t)r->rec.opno) continue;
-        if (opno != (int64_t)r->rec.opno + 1) {
-            gd_log(GD_LOG_ERROR, "recovery: session %s: gap after op %llu", id,
-                   (unsigned long long)r->rec.opno);
-            continue;
-        }
-        json_error_t jerr;
-        json_t *oj =
-            json_loads((const char *)sqlite3_column_text(q, 2), JSON_DECODE_INT_AS_REAL, &jerr);
-        gd_op op;
-        gd_op_err err;
-        gd_apply_res res;
-        int prc = oj ? gd_op_parse(oj, true, &op, &err) : -EINVAL;
-        json_decref(oj);
-        if (prc == 0) {
-            prc = gd_apply(&r->rec, &op, &res, &err);
-            gd_op_clear(&op);
-        }
-        if (prc != 0)
-            gd_log(GD_LOG_ERROR, "recovery: session %s: op %lld does not replay", id,
-                   (long long)opno);
-    }
-    sqlite3_finalize(q);
-    if (rc == 0 && rows > 0) {
+    recovery rv = {.st = st};
+    gd_idset_init(&rv.index);
+    int rc = gd_oplog_scan(st->log, 0, 1, recover_record, &rv);
+    if (rc == 0) rc = rv.rc;
+    if (rc == 0 && rv.rows > 0) {
         rc = map_rc(st, sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL), "begin");
-        for (size_t i = 0; rc == 0 && i < n; i++) {
-            if (!recs[i].ok) continue;
+        for (size_t i = 0; rc == 0 && i < rv.n; i++) {
+            if (!rv.recs[i].ok) continue;
             gd_buf b;
             gd_buf_init(&b);
-            gd_record_write(&b, &recs[i].rec, true);
+            gd_record_write(&b, &rv.recs[i].rec, true);
             if (b.oom) {
                 rc = -ENOMEM;
             } else {
-                sqlite3_bind_text(st->put_ckpt, 1, recs[i].rec.id, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(st->put_ckpt, 2, (int64_t)recs[i].rec.opno);
+                sqlite3_bind_text(st->put_ckpt, 1, rv.recs[i].rec.id, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(st->put_ckpt, 2, (int64_t)rv.recs[i].rec.opno);
                 sqlite3_bind_text(st->put_ckpt, 3, b.p, (int)b.len, SQLITE_STATIC);
                 rc = step_reset(st, st->put_ckpt, "write recovered checkpoint");
             }
             gd_buf_free(&b);
         }
         if (rc == 0)
-            rc = map_rc(st, sqlite3_exec(st->db, "DELETE FROM log", NULL, NULL, NULL), "empty log");
-        if (rc == 0)
             rc = map_rc(st, sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL), "commit recovery");
         if (rc != 0 && !sqlite3_get_autocommit(st->db))
             sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-        for (size_t i = 0; rc == 0 && i < n; i++) {
-            if (!recs[i].ok) continue;
+        if (rc == 0) rc = gd_oplog_reset(st->log);
+        for (size_t i = 0; rc == 0 && i < rv.n; i++) {
+            if (!rv.recs[i].ok) continue;
             gd_buf b;
             gd_buf_init(&b);
-            gd_record_write(&b, &recs[i].rec, false);
-            if (!b.oom &&
-                st->kv->put(st->kv_ctx, recs[i].rec.id, b.p, b.len, recs[i].rec.updated_at) != 0)
-                gd_log(GD_LOG_WARN, "recovery: KV view of %s not refreshed", recs[i].rec.id);
+            gd_record_write(&b, &rv.recs[i].rec, false);
+            if (!b.oom && st->kv->put(st->kv_ctx, rv.recs[i].rec.id, b.p, b.len,
+                                      rv.recs[i].rec.updated_at) != 0)
+                gd_log(GD_LOG_WARN, "recovery: KV view of %s not refreshed", rv.recs[i].rec.id);
             gd_buf_free(&b);
         }
-        gd_log(GD_LOG_INFO, "recovery: replayed %zu log rows into %zu sessions in %.1f ms", rows, n,
-               (double)(gd_now_us() - t0) / 1000.0);
+        gd_log(GD_LOG_INFO, "recovery: replayed %zu log rows into %zu sessions in %.1f ms", rv.rows,
+               rv.n, (double)(gd_now_us() - t0) / 1000.0);
     }
-    for (size_t i = 0; i < n; i++)
-        gd_record_clear(&recs[i].rec);
-    free(recs);
-    gd_idset_free(&index);
+    for (size_t i = 0; i < rv.n; i++)
+        gd_record_clear(&rv.recs[i].rec);
+    free(rv.recs);
+    gd_idset_free(&rv.index);
     return rc;
 }
 

@@ -192,9 +192,10 @@ static void test_replay_equals_live(void **state)
         "{\"type\":\"delete_track\",\"trackId\":\"zzz\"}",
         "{\"type\":\"delete_track\",\"trackId\":\"b\"}",
     };
-    gd_record live, replay;
+    gd_record live, replay, compacted;
     gd_record_init(&live, "3f2504e0-4f89-41d3-9a0c-0305e82c3301", 1);
     gd_record_init(&replay, "3f2504e0-4f89-41d3-9a0c-0305e82c3301", 1);
+    gd_record_init(&compacted, "3f2504e0-4f89-41d3-9a0c-0305e82c3301", 1);
     for (size_t i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++) {
         gd_op op, op2;
         gd_op_err err;
@@ -210,6 +211,15 @@ static void test_replay_equals_live(void **state)
         assert_int_equal(gd_apply(&replay, &op2, &res, &err), 0);
         json_decref(j);
         gd_buf_free(&log);
+        gd_op_clear(&op2);
+        /* The compact form the op log stores replays the same way. */
+        gd_buf compact;
+        gd_buf_init(&compact);
+        gd_op_write_compact(&compact, &op);
+        if (op.type == GD_OP_TOGGLE_STEP) assert_true(compact.len <= 12 && compact.p[0] == 0x01);
+        assert_int_equal(gd_op_parse_compact((uint8_t *)compact.p, compact.len, &op2, &err), 0);
+        assert_int_equal(gd_apply(&compacted, &op2, &res, &err), 0);
+        gd_buf_free(&compact);
         gd_op_clear(&op);
         gd_op_clear(&op2);
     }
@@ -218,6 +228,9 @@ static void test_replay_equals_live(void **state)
     gd_buf_init(&b);
     gd_record_write(&a, &live, true);
     gd_record_write(&b, &replay, true);
+    assert_string_equal(a.p, b.p);
+    gd_buf_reset(&b);
+    gd_record_write(&b, &compacted, true);
     assert_string_equal(a.p, b.p);
     assert_non_null(strstr(a.p, "\"name\":\"Late night\""));
     assert_non_null(strstr(a.p, "\"serverSeq\":19"));
@@ -228,6 +241,28 @@ static void test_replay_equals_live(void **state)
     gd_buf_free(&b);
     gd_record_clear(&live);
     gd_record_clear(&replay);
+    gd_record_clear(&compacted);
+}
+
+static void test_compact_rejects_garbage(void **state)
+{
+    (void)state;
+    gd_op op;
+    gd_op_err err;
+    static const uint8_t bad[][6] = {
+        {0x01},          {0x01, 0x80}, {0x01, 5, 200, 1, 't'}, {0x01, 5, 3, 2, 't'},
+        {0x01, 5, 3, 0}, {0x07, 1, 2}};
+    static const size_t lens[] = {1, 2, 5, 5, 4, 3};
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++)
+        assert_int_not_equal(gd_op_parse_compact(bad[i], lens[i], &op, &err), 0);
+    assert_int_not_equal(gd_op_parse_compact((const uint8_t *)"\0{", 2, &op, &err), 0);
+    static const uint8_t good[] = {0x01, 5, 3, 2, 't', '1'};
+    assert_int_equal(gd_op_parse_compact(good, sizeof(good), &op, &err), 0);
+    assert_int_equal(op.type, GD_OP_TOGGLE_STEP);
+    assert_int_equal(op.step, 3);
+    assert_string_equal(op.track_id, "t1");
+    assert_int_equal(op.at, 5);
+    gd_op_clear(&op);
 }
 
 int main(void)
@@ -237,6 +272,7 @@ int main(void)
         cmocka_unit_test(test_clamps),
         cmocka_unit_test(test_apply_and_broadcast),
         cmocka_unit_test(test_replay_equals_live),
+        cmocka_unit_test(test_compact_rejects_garbage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

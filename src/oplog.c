@@ -1,0 +1,307 @@
+/*
+ * oplog — see oplog.h. Segments are named by a 16-hex-digit number that only
+ * grows (reset continues the numbering), so positions never go backwards.
+ * A new segment's directory entry is fsync'd before it holds records.
+ */
+#include "oplog.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define POS(seg, off) ((int64_t)((uint64_t)(seg) << 40 | (uint64_t)(off)))
+#define POS_SEG(p) ((uint64_t)(p) >> 40)
+#define POS_OFF(p) ((uint64_t)(p) & ((1ull << 40) - 1))
+#define HDR 8u
+#define FIXED 20u /* sid + opno */
+
+struct gd_oplog {
+    char dir[1024];
+    int fd;         /* the current (last) segment, open for writing */
+    uint64_t seg;   /* its number */
+    uint64_t size;  /* its length: everything before is durable */
+    uint64_t first; /* the oldest segment on disk */
+    size_t seg_bytes;
+};
+
+static uint32_t crc_table[256];
+
+uint32_t gd_crc32(const uint8_t *p, size_t n)
+{
+    if (!crc_table[1]) {
+        for (uint32_t i = 0; i < 256; i++) {
+            uint32_t c = i;
+            for (int k = 0; k < 8; k++)
+                c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+            crc_table[i] = c;
+        }
+    }
+    uint32_t c = 0xFFFFFFFFu;
+    while (n--)
+        c = crc_table[(c ^ *p++) & 0xFF] ^ (c >> 8);
+    return c ^ 0xFFFFFFFFu;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void seg_path(const gd_oplog *log, uint64_t seg, char *out, size_t n)
+{
+    snprintf(out, n, "%s/%016llx.log", log->dir, (unsigned long long)seg);
+}
+
+static int sync_dir(const gd_oplog *log)
+{
+    int fd = open(log->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    int rc = fsync(fd) == 0 ? 0 : -errno;
+    close(fd);
+    return rc;
+}
+
+/* Lists segment numbers: the oldest and newest (0, 0 when there are none). */
+static int list_segments(const gd_oplog *log, uint64_t *lo, uint64_t *hi)
+{
+    DIR *d = opendir(log->dir);
+    if (!d) return -errno;
+    *lo = *hi = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char *end;
+        unsigned long long n = strtoull(e->d_name, &end, 16);
+        if (end == e->d_name || strcmp(end, ".log") != 0 || n == 0) continue;
+        if (!*lo || n < *lo) *lo = n;
+        if (n > *hi) *hi = n;
+    }
+    closedir(d);
+    return 0;
+}
+
+static int open_segment(gd_oplog *log, uint64_t seg, int create)
+{
+    char path[1100];
+    seg_path(log, seg, path, sizeof(path));
+    int fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0644);
+    if (fd < 0) return -errno;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int rc = -errno;
+        close(fd);
+        return rc;
+    }
+    if (create) {
+        int rc = sync_dir(log);
+        if (rc) {
+            close(fd);
+            return rc;
+        }
+    }
+    if (log->fd >= 0) close(log->fd);
+    log->fd = fd;
+    log->seg = seg;
+    log->size = (uint64_t)st.st_size;
+    return 0;
+}
+
+int gd_oplog_open(gd_oplog **out, const char *dir, size_t segment_bytes)
+{
+    gd_oplog *log = calloc(1, sizeof(*log));
+    if (!log) return -ENOMEM;
+    log->fd = -1;
+    log->seg_bytes = segment_bytes;
+    snprintf(log->dir, sizeof(log->dir), "%s/log", dir);
+    if (mkdir(log->dir, 0755) != 0 && errno != EEXIST) {
+        int rc = -errno;
+        free(log);
+        return rc;
+    }
+    uint64_t lo, hi;
+    int rc = list_segments(log, &lo, &hi);
+    if (rc == 0) rc = open_segment(log, hi ? hi : 1, 1);
+    if (rc) {
+        gd_oplog_close(log);
+        return rc;
+    }
+    log->first = lo ? lo : 1;
+    *out = log;
+    return 0;
+}
+
+void gd_oplog_close(gd_oplog *log)
+{
+    if (!log) return;
+    if (log->fd >= 0) close(log->fd);
+    free(log);
+}
+
+int64_t gd_oplog_end(const gd_oplog *log)
+{
+    return POS(log->seg, log->size);
+}
+
+size_t gd_oplog_encode(uint8_t **buf, size_t *len, size_t *cap, const uint8_t sid[16],
+                       uint32_t opno, const uint8_t *op, size_t oplen)
+{
+    size_t need = HDR + FIXED + oplen;
+    if (*len + need > *cap) {
+        size_t c = *cap ? *cap : 4096;
+        while (c < *len + need)
+            c *= 2;
+        uint8_t *p = realloc(*buf, c);
+        if (!p) return 0;
+        *buf = p;
+        *cap = c;
+    }
+    uint8_t *r = *buf + *len;
+    memcpy(r + HDR, sid, 16);
+    put32(r + HDR + 16, opno);
+    memcpy(r + HDR + FIXED, op, oplen);
+    put32(r, (uint32_t)(FIXED + oplen));
+    put32(r + 4, gd_crc32(r + HDR, FIXED + oplen));
+    *len += need;
+    return need;
+}
+
+int gd_oplog_append(gd_oplog *log, const uint8_t *records, size_t len, int64_t *first_pos)
+{
+    int rc;
+    if (log->size > 0 && log->size + len > log->seg_bytes &&
+        (rc = open_segment(log, log->seg + 1, 1)) != 0)
+        return rc;
+    uint64_t at = log->size;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = pwrite(log->fd, records + done, len - done, (off_t)(at + done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            rc = n < 0 ? -errno : -EIO;
+            goto undo;
+        }
+        done += (size_t)n;
+    }
+    if (fdatasync(log->fd) != 0) {
+        rc = -errno;
+        goto undo;
+    }
+    *first_pos = POS(log->seg, at);
+    log->size = at + len;
+    return 0;
+undo:
+    /* Leave no part of a failed batch behind (best effort: the disk failed). */
+    if (ftruncate(log->fd, (off_t)at) == 0) fdatasync(log->fd);
+    return rc;
+}
+
+int gd_oplog_cut(gd_oplog *log, int64_t pos)
+{
+    if (POS_SEG(pos) != log->seg || POS_OFF(pos) > log->size) return -EINVAL;
+    if (ftruncate(log->fd, (off_t)POS_OFF(pos)) != 0 || fdatasync(log->fd) != 0) return -errno;
+    log->size = POS_OFF(pos);
+    return 0;
+}
+
+int gd_oplog_scan(gd_oplog *log, int64_t from, int repair,
+                  int (*fn)(void *arg, const gd_oplog_rec *r), void *arg)
+{
+    uint64_t lo, hi;
+    int rc = list_segments(log, &lo, &hi);
+    if (rc || !hi) return rc;
+    uint64_t seg = POS_SEG(from) > lo ? POS_SEG(from) : lo;
+    for (; seg <= hi; seg++) {
+        char path[1100];
+        seg_path(log, seg, path, sizeof(path));
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            if (errno == ENOENT) continue;
+            return -errno;
+        }
+        struct stat st;
+        if (fstat(fd, &st) != 0) {
+            rc = -errno;
+            close(fd);
+            return rc;
+        }
+        size_t size = (size_t)st.st_size;
+        uint8_t *map = NULL;
+        if (size) {
+            map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+            if (map == MAP_FAILED) {
+                rc = -errno;
+                close(fd);
+                return rc;
+            }
+        }
+        close(fd);
+        size_t off = seg == POS_SEG(from) ? (size_t)POS_OFF(from) : 0;
+        int stop = 0;
+        while (off < size && !stop) {
+            uint32_t plen = size - off >= HDR ? get32(map + off) : 0;
+            if (size - off < HDR || plen < FIXED || plen > size - off - HDR ||
+                gd_crc32(map + off + HDR, plen) != get32(map + off + 4)) {
+                /* A torn tail: nothing after it was acknowledged. */
+                if (seg != hi) {
+                    munmap(map, size);
+                    return -EIO; /* damage inside the log, not at its end */
+                }
+                if (repair && seg == log->seg) {
+                    if (ftruncate(log->fd, (off_t)off) != 0 || fdatasync(log->fd) != 0) {
+                        rc = -errno;
+                        munmap(map, size);
+                        return rc;
+                    }
+                    log->size = off;
+                }
+                break;
+            }
+            gd_oplog_rec r;
+            memcpy(r.sid, map + off + HDR, 16);
+            r.opno = get32(map + off + HDR + 16);
+            r.op = map + off + HDR + FIXED;
+            r.oplen = plen - FIXED;
+            r.pos = POS(seg, off);
+            stop = fn(arg, &r);
+            off += HDR + plen;
+        }
+        if (map) munmap(map, size);
+        if (stop) break;
+    }
+    return 0;
+}
+
+int gd_oplog_trim(gd_oplog *log, int64_t keep)
+{
+    uint64_t upto = keep == INT64_MAX ? log->seg : POS_SEG(keep);
+    if (upto > log->seg) upto = log->seg;
+    for (uint64_t s = log->first; s < upto; s++) {
+        char path[1100];
+        seg_path(log, s, path, sizeof(path));
+        if (unlink(path) != 0 && errno != ENOENT) return -errno;
+    }
+    if (upto > log->first) log->first = upto;
+    return 0;
+}
+
+int gd_oplog_reset(gd_oplog *log)
+{
+    uint64_t next = log->seg + 1;
+    int rc = open_segment(log, next, 1);
+    if (rc) return rc;
+    rc = gd_oplog_trim(log, INT64_MAX);
+    return rc ? rc : sync_dir(log);
+}
