@@ -1,10 +1,12 @@
 /*
  * store — the durable store and the storage thread that owns it.
  *
- * The durable store is SQLite in WAL mode with synchronous=FULL (a commit
- * returns after the log is fsync'd): table ops(id, opno, op) is the op log,
- * table sessions(id, opno, record) holds each session's latest checkpoint.
- * Recovery = checkpoint + replay of later ops through gd_apply.
+ * The durable store has two parts: the op log (oplog.h), append-only segment
+ * files that take every accepted op, one write and one fdatasync per group
+ * commit; and SQLite in WAL mode with synchronous=FULL, whose table
+ * sessions(id, opno, record) holds each session's latest checkpoint. A batch
+ * commits when both are on disk. Recovery = checkpoint + replay of later
+ * log records through gd_apply.
  *
  * Threads: the loop thread builds gd_jobs and submits them; the storage
  * thread runs them strictly in submission order (FIFO), so a KV write or a
