@@ -28,6 +28,7 @@ struct gd_oplog {
     uint64_t size;  /* its length: everything before is durable */
     uint64_t first; /* the oldest segment on disk */
     size_t seg_bytes;
+    int dirty; /* bytes past `size` may be on disk: cut them before appending */
 };
 
 static uint32_t crc_table[256];
@@ -178,9 +179,21 @@ size_t gd_oplog_encode(uint8_t **buf, size_t *len, size_t *cap, const uint8_t si
     return need;
 }
 
+/* Removes whatever a failed batch may have left past the durable end: a
+ * later, shorter batch must never leave old records behind its own. */
+static int cut_dirty_tail(gd_oplog *log)
+{
+    if (!log->dirty) return 0;
+    if (ftruncate(log->fd, (off_t)log->size) != 0 || fdatasync(log->fd) != 0) return -errno;
+    log->dirty = 0;
+    return 0;
+}
+
 int gd_oplog_append(gd_oplog *log, const uint8_t *records, size_t len, int64_t *first_pos)
 {
-    int rc;
+    /* While the disk still fails, refuse rather than risk an old tail. */
+    int rc = cut_dirty_tail(log);
+    if (rc) return rc;
     if (log->size > 0 && log->size + len > log->seg_bytes &&
         (rc = open_segment(log, log->seg + 1, 1)) != 0)
         return rc;
@@ -203,17 +216,19 @@ int gd_oplog_append(gd_oplog *log, const uint8_t *records, size_t len, int64_t *
     log->size = at + len;
     return 0;
 undo:
-    /* Leave no part of a failed batch behind (best effort: the disk failed). */
-    if (ftruncate(log->fd, (off_t)at) == 0) fdatasync(log->fd);
+    /* Leave no part of a failed batch behind; if even that fails, the next
+     * append retries it before writing anything. */
+    log->dirty = 1;
+    cut_dirty_tail(log);
     return rc;
 }
 
 int gd_oplog_cut(gd_oplog *log, int64_t pos)
 {
     if (POS_SEG(pos) != log->seg || POS_OFF(pos) > log->size) return -EINVAL;
-    if (ftruncate(log->fd, (off_t)POS_OFF(pos)) != 0 || fdatasync(log->fd) != 0) return -errno;
     log->size = POS_OFF(pos);
-    return 0;
+    log->dirty = 1;
+    return cut_dirty_tail(log);
 }
 
 int gd_oplog_scan(gd_oplog *log, int64_t from, int repair,

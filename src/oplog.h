@@ -6,7 +6,9 @@
  *   payload = [16-byte session id][u32 opno][op bytes]
  *
  * gd_oplog_append writes a whole batch with one write() and makes it durable
- * with one fdatasync(); a batch that fails is cut off again. A record's
+ * with one fdatasync(); a batch that fails is cut off again, and if even the
+ * cut fails, appends are refused until it succeeds (so a later, shorter
+ * batch never leaves stale records behind it). A record's
  * position (segment << 40 | offset) only grows, so it orders the log.
  * Recovery reads segments in order and stops at the first record that is
  * short or fails its CRC (a torn tail): everything before it is intact.
