@@ -68,7 +68,10 @@ static int64_t now_us(void)
 }
 
 /* Blocking REST call used only for setup. Returns the HTTP status. */
-static int http_post(const char *path, const char *body, char *out, size_t outlen)
+/* Blocking HTTP/1.1 request used only for setup and the wake mode: body
+ * NULL sends a GET. The response (cut to outlen) lands in out. Returns the
+ * HTTP status, or -1. */
+static int http_request(const char *path, const char *body, char *out, size_t outlen)
 {
     struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai;
     char port[16];
@@ -82,11 +85,15 @@ static int http_post(const char *path, const char *body, char *out, size_t outle
     }
     freeaddrinfo(ai);
     char req[512];
-    int n = snprintf(req, sizeof(req),
-                     "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                     path, opt.host, strlen(body));
-    if (write(fd, req, (size_t)n) != n || write(fd, body, strlen(body)) != (ssize_t)strlen(body)) {
+    size_t blen = body ? strlen(body) : 0;
+    int n =
+        body ? snprintf(req, sizeof(req),
+                        "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                        "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                        path, opt.host, blen)
+             : snprintf(req, sizeof(req),
+                        "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", path, opt.host);
+    if (write(fd, req, (size_t)n) != n || (blen && write(fd, body, blen) != (ssize_t)blen)) {
         close(fd);
         return -1;
     }
@@ -290,36 +297,6 @@ static proc_sample sample_proc(int pid)
     return s;
 }
 
-static int http_get_status(const char *path)
-{
-    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai;
-    char port[16], req[512], resp[65536];
-    snprintf(port, sizeof(port), "%d", opt.port);
-    if (getaddrinfo(opt.host, port, &hints, &ai) != 0) return -1;
-    int fd = socket(ai->ai_family, ai->ai_socktype, 0);
-    int ok = fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0;
-    freeaddrinfo(ai);
-    if (!ok) {
-        if (fd >= 0) close(fd);
-        return -1;
-    }
-    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
-                     path, opt.host);
-    if (write(fd, req, (size_t)n) != n) {
-        close(fd);
-        return -1;
-    }
-    size_t got = 0;
-    ssize_t r;
-    while (got + 1 < sizeof(resp) && (r = read(fd, resp + got, sizeof(resp) - 1 - got)) > 0)
-        got += (size_t)r;
-    resp[got] = '\0';
-    close(fd);
-    int status = 0;
-    sscanf(resp, "HTTP/1.%*d %d", &status);
-    return status;
-}
-
 /*
  * wake: creates S sessions with 16 full tracks, waits --duration seconds (run
  * the server with a shorter --evict-after so they are evicted), then times a
@@ -345,7 +322,7 @@ static int run_wake(void)
     if (!ids || !t) return 1;
     for (int i = 0; i < opt.sessions; i++) {
         char resp[4096];
-        const char *id = http_post("/api/sessions", body, resp, sizeof(resp)) == 201
+        const char *id = http_request("/api/sessions", body, resp, sizeof(resp)) == 201
                              ? strstr(resp, "{\"id\":\"")
                              : NULL;
         if (!id) {
@@ -360,7 +337,8 @@ static int run_wake(void)
         char path[128];
         snprintf(path, sizeof(path), "/api/sessions/%s", ids[i]);
         int64_t t0 = now_us();
-        bad += http_get_status(path) != 200;
+        char resp[65536];
+        bad += http_request(path, NULL, resp, sizeof(resp)) != 200;
         t[i] = now_us() - t0;
     }
     qsort(t, (size_t)opt.sessions, sizeof(*t), cmp64);
@@ -452,7 +430,7 @@ int main(int argc, char **argv)
                        "\"kick\",\"steps\":[]}]}}";
     for (int i = 0; i < opt.sessions; i++) {
         char resp[4096];
-        int st = http_post("/api/sessions", body, resp, sizeof(resp));
+        int st = http_request("/api/sessions", body, resp, sizeof(resp));
         const char *id = st == 201 ? strstr(resp, "{\"id\":\"") : NULL;
         if (!id) {
             fprintf(stderr, "grooved-bench: creating session %d failed (HTTP %d)\n", i, st);
