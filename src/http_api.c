@@ -158,6 +158,7 @@ int gd_http_on_request(gd_server *srv, gd_conn *c, const char *uri)
         if (lws_hdr_copy(c->wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
             declared = strtol(cl, NULL, 10);
         if (declared > GD_MAX_MESSAGE) {
+            c->dispatched = true; /* answered now: ignore the body lws still reads */
             respond(c, 413, "{\"error\":\"Request body too large\"}");
             add_header(c, "connection:", "close");
             return 0;
