@@ -52,6 +52,10 @@ start
 echo "== idle 1000x10 (10,000 connections)"; $bench --port $port --sessions 1000 --clients 10 --mode idle --duration 3 --pid $pid
 stop
 
-start --evict-after 2
+start --evict-after 2 --log-level info
 echo "== cold wake: 500 sessions of 16 tracks, evicted, then GET"; $bench --port $port --sessions 500 --mode wake --duration 5
+# The server's own measure of each cold load (storage queue + checkpoint read + parse + replay).
+grep -o 'replayed, [0-9.]* ms' "$data.log" | awk '{print $2}' | sort -n | awk '
+  {v[NR]=$1} END { if (NR) printf "  server-side load ms: p50 %.3f  p99 %.3f  max %.3f (%d loads)\n",
+  v[int(NR*0.5+0.5)], v[int(NR*0.99+0.5)], v[NR], NR }'
 stop
