@@ -1082,11 +1082,23 @@ void gd_session_unwait(gd_conn *c)
 static void on_kv_done(gd_job *job)
 {
     gd_server *srv = job->arg;
+    gd_session *s = gd_session_find(srv, job->id);
     if (job->rc != 0) {
-        gd_log(GD_LOG_WARN, "session %s: KV view write failed after retries: %s", job->id,
-               strerror(-job->rc));
-        gd_session *s = gd_session_find(srv, job->id);
-        if (s) s->kv_opno = -1; /* retried at eviction or shutdown */
+        /* The durable store stays the truth; the view is written again later. */
+        int n = s ? ++s->kv_failures : 1;
+        int64_t backoff = 500LL << (n < 7 ? n - 1 : 6); /* 0.5 s .. 32 s */
+        gd_log(GD_LOG_WARN,
+               "session %s: KV view write failed (%s, attempt %d); retrying in %lld ms", job->id,
+               strerror(-job->rc), n, (long long)backoff);
+        if (s) {
+            s->kv_opno = -1;
+            s->kv_flush_wanted = true;
+            s->kv_retry_at_ms = gd_now_ms() + backoff;
+        }
+    } else {
+        gd_log(GD_LOG_INFO, "session %s: KV view written (opno %lld)", job->id,
+               (long long)job->ckpt_opno);
+        if (s) s->kv_failures = 0;
     }
     gd_job_free(job);
 }
@@ -1105,12 +1117,13 @@ static void kv_put(gd_server *srv, gd_session *s)
     }
     snprintf(job->id, sizeof(job->id), "%s", s->id);
     job->updated_at = s->rec.updated_at;
+    job->ckpt_opno = (int64_t)s->rec.opno; /* which version this write holds */
     job->arg = srv;
     job->done = on_kv_done;
     gd_store_submit(srv->store, job);
     s->kv_opno = (int64_t)s->rec.opno;
     srv->m.kv_writes_requested++;
-    gd_log(GD_LOG_INFO, "session %s: KV view written (opno %llu)", s->id,
+    gd_log(GD_LOG_DEBUG, "session %s: KV view write queued (opno %llu)", s->id,
            (unsigned long long)s->rec.opno);
 }
 
@@ -1118,7 +1131,8 @@ static void kv_put(gd_server *srv, gd_session *s)
 static void try_kv_flush(gd_server *srv, gd_session *s)
 {
     if (s->st != GD_SESS_LIVE || s->durable_opno != (int64_t)s->rec.opno)
-        return; /* retried from release() when the batch commits */
+        return;                                  /* retried from release() when the batch commits */
+    if (s->kv_retry_at_ms > gd_now_ms()) return; /* backing off after a failure: the tick retries */
     s->kv_flush_wanted = false;
     if (s->kv_opno != (int64_t)s->rec.opno) kv_put(srv, s);
 }
@@ -1234,6 +1248,9 @@ void gd_sessions_tick(gd_server *srv)
                 session_free(srv, s);
                 continue;
             }
+            if (s->kv_flush_wanted && s->st == GD_SESS_LIVE) try_kv_flush(srv, s);
+            if (s->kv_failures && s->kv_retry_at_ms > now)
+                continue; /* keep it in memory until its view is written */
             if (s->evicting || s->st != GD_SESS_LIVE || s->nplayers || s->waiters ||
                 s->batch_refs || s->durable_opno != (int64_t)s->rec.opno ||
                 now - s->empty_since_ms < after)
@@ -1256,7 +1273,8 @@ bool gd_sessions_flush_all(gd_server *srv)
                 done = false;
                 continue;
             }
-            if (s->kv_opno != (int64_t)s->rec.opno) kv_put(srv, s);
+            if (s->kv_opno != (int64_t)s->rec.opno && s->kv_retry_at_ms <= gd_now_ms())
+                kv_put(srv, s); /* failures back off, so shutdown retries a few times */
             if (s->ckpt_opno != (int64_t)s->rec.opno || s->access_dirty) {
                 add_checkpoint(srv, s, true);
                 done = false;

@@ -44,6 +44,8 @@ struct gd_session {
     bool evicting;          /* idle; freed once its final checkpoint is durable */
     bool resync;            /* send every player a snapshot when the load completes */
     bool access_dirty;      /* lastAccessedAt changed since the last checkpoint */
+    int kv_failures;        /* consecutive failed KV view writes */
+    int64_t kv_retry_at_ms; /* no KV write before this (backoff) */
     int64_t last_active_ms; /* last op, join, leave or REST read: the LRU order */
     size_t mem_bytes;       /* estimate of the memory its state holds */
 };

@@ -12,7 +12,8 @@
  * plus that session's log records when `unfolded` has it.
  *
  * Fault injection: when the environment names GROOVED_FAULT_FILE and that
- * file exists, every commit fails with -EIO before touching the database.
+ * file exists, every commit fails with -EIO before touching the database;
+ * GROOVED_KV_FAULT_FILE does the same for KV view writes.
  * Tests use it to simulate a failing disk without root or a full mount.
  */
 #include "store.h"
@@ -47,8 +48,9 @@ struct gd_store {
     void *kv_ctx;
     void (*wake)(void *);
     void *wake_arg;
-    const char *fault_file;
-    int lock_fd; /* flock on <dir>/LOCK: one process per data directory */
+    const char *fault_file;    /* tests: commits fail while this file exists */
+    const char *kv_fault_file; /* tests: KV view writes fail while this file exists */
+    int lock_fd;               /* flock on <dir>/LOCK: one process per data directory */
 
     pthread_t thread;
     bool started;
@@ -158,6 +160,7 @@ int gd_store_open(gd_store **out, const char *dir, const gd_kv_ops *kv, void (*w
     st->wake = wake;
     st->wake_arg = wake_arg;
     st->fault_file = getenv("GROOVED_FAULT_FILE");
+    st->kv_fault_file = getenv("GROOVED_KV_FAULT_FILE");
 
     char path[1024];
     snprintf(path, sizeof(path), "%s/durable.db", dir);
@@ -557,16 +560,15 @@ static void run_kv_list(gd_store *st, gd_job *job)
     job->text = gd_buf_steal(&b, &job->len);
 }
 
+/* One attempt: a failed KV write is retried by the loop with backoff
+ * (session.c), never by sleeping here, where it would delay every commit. */
 static void run_kv_put(gd_store *st, gd_job *job)
 {
-    int rc = -EIO;
-    /* The view is the durable store's copy: retry transient failures with
-     * backoff before giving up (the durable store stays the truth). */
-    for (int attempt = 0; attempt < 4; attempt++) {
+    int rc;
+    if (st->kv_fault_file && access(st->kv_fault_file, F_OK) == 0)
+        rc = -EIO;
+    else
         rc = st->kv->put(st->kv_ctx, job->id, job->text, job->len, job->updated_at);
-        if (rc == 0) break;
-        usleep(10000u << attempt);
-    }
     job->rc = rc;
     pthread_mutex_lock(&st->mu);
     if (rc == 0)

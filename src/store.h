@@ -64,7 +64,8 @@ struct gd_job {
     int64_t ckpt_opno;
     int replayed;
 
-    /* GD_JOB_KV_PUT: id, text (owned), updated_at.
+    /* GD_JOB_KV_PUT: id, text (owned), updated_at; ckpt_opno names the version
+     * the value holds (for the log).
      * GD_JOB_KV_LIST: in id + updated_at (cursor), limit; out text (the JSON
      * body), next_at + next_id. */
     char *text;

@@ -3,6 +3,7 @@
 name is durable."""
 import asyncio
 import base64
+import json
 import os
 import re
 import socket
@@ -83,8 +84,49 @@ async def test_rename_is_durable_through_the_writer():
         s.cleanup()
 
 
+async def test_failed_kv_write_is_retried_with_backoff_and_never_slows_commits():
+    """Decision #27: the durable store stays the truth; a failing KV view is
+    retried with backoff, counted and logged, and commits go on meanwhile."""
+    import sqlite3
+    import tempfile
+    fault = tempfile.mktemp(prefix="grooved-kvfault-")
+    open(fault, "w").close()
+    s = Server(env={"GROOVED_KV_FAULT_FILE": fault}).start()
+    try:
+        sid = s.create({"state": {"tracks": [TRACK]}})
+        c = await Client.join(s, sid)
+        await c.request({"type": "set_tempo", "tempo": 111}, "tempo_changed")
+        await c.close()
+        s.wait_log(rf"session {sid}: KV view write failed \(.*attempt 1\); retrying in 500 ms")
+        # Commits are unaffected while the view fails.
+        c = await Client.join(s, sid)
+        start = time.time()
+        for i in range(20):
+            await c.request({"type": "toggle_step", "trackId": "t1", "step": i}, "step_toggled")
+        assert time.time() - start < 2
+        await c.close()
+        _, _, metrics = s.http("GET", "/metrics")
+        assert int(re.search(r"^grooved_kv_write_failures_total (\d+)$", metrics, re.M).group(1)) >= 1
+        os.unlink(fault)  # the view's backend recovers
+        s.wait_log(rf"session {sid}: KV view written", timeout=40)
+        for _ in range(100):
+            db = sqlite3.connect(f"{s.data_dir}/kv.db")
+            row = db.execute("SELECT value FROM kv WHERE id=?", (sid,)).fetchone()
+            db.close()
+            if row and json.loads(row[0])["state"]["tracks"][0]["steps"][19]:
+                break
+            await asyncio.sleep(0.2)
+        assert row and json.loads(row[0])["state"]["tempo"] == 111
+        assert json.loads(row[0])["state"]["tracks"][0]["steps"][19] is True
+    finally:
+        if os.path.exists(fault):
+            os.unlink(fault)
+        s.cleanup()
+
+
 if __name__ == "__main__":
     run([test_forwarded_for_is_believed_only_from_the_trusted_proxy,
          test_silent_ghost_socket_is_closed_and_its_slot_freed,
          test_kv_view_written_only_when_behind,
-         test_rename_is_durable_through_the_writer])
+         test_rename_is_durable_through_the_writer,
+         test_failed_kv_write_is_retried_with_backoff_and_never_slows_commits])
