@@ -325,6 +325,41 @@ function showCursor(m) {
   el.style.top = `${m.position?.y ?? 0}%`;
 }
 
+// ---- parameter locks ----------------------------------------------------
+
+// A small editor for one step's lock: pitch in semitones and volume. Locks
+// go out as set_parameter_lock; the server clamps and stores them.
+function openLockEditor(t, i, anchor) {
+  if (!editable()) return;
+  closeLockEditor();
+  const lock = t.parameterLocks[i] || {};
+  const box = document.createElement('div');
+  box.id = 'lock-editor';
+  box.className = 'lock-editor';
+  box.innerHTML = `<strong>${t.name} · step ${i + 1}</strong>
+    <label>Pitch <input name="pitch" type="number" min="-24" max="24" step="1" value="${lock.pitch ?? 0}"></label>
+    <label>Volume <input name="volume" type="range" min="0" max="1" step="0.05" value="${lock.volume ?? 1}"></label>
+    <span><button name="set">Set</button> <button name="clear">Clear</button> <button name="close">✕</button></span>`;
+  const send_ = (value) => {
+    t.parameterLocks[i] = value;
+    send({ type: 'set_parameter_lock', trackId: t.id, step: i, lock: value });
+    closeLockEditor();
+    render();
+  };
+  box.querySelector('[name=set]').onclick = () => send_({
+    pitch: Math.max(-24, Math.min(24, Number(box.querySelector('[name=pitch]').value) || 0)),
+    volume: Math.max(0, Math.min(1, Number(box.querySelector('[name=volume]').value))),
+  });
+  box.querySelector('[name=clear]').onclick = () => send_(null);
+  box.querySelector('[name=close]').onclick = closeLockEditor;
+  const r = anchor.getBoundingClientRect();
+  box.style.left = `${r.left + window.scrollX}px`;
+  box.style.top = `${r.bottom + window.scrollY + 4}px`;
+  document.body.append(box);
+}
+
+function closeLockEditor() { document.getElementById('lock-editor')?.remove(); }
+
 // ---- rendering --------------------------------------------------------
 
 function showError(text) {
@@ -416,7 +451,25 @@ function render() {
       send({ type: 'delete_track', trackId: t.id }); render();
     });
     clear.disabled = del.disabled = ro;
-    info.append(name, mute, solo, vol, count, clear, del);
+    const tr = document.createElement('input');
+    tr.type = 'number'; tr.min = '-24'; tr.max = '24'; tr.step = '1'; tr.value = String(t.transpose);
+    tr.title = 'Transpose (semitones)';
+    tr.className = 'transpose';
+    tr.disabled = ro;
+    tr.onchange = () => {
+      t.transpose = Math.max(-24, Math.min(24, Math.round(Number(tr.value) || 0)));
+      send({ type: 'set_track_transpose', trackId: t.id, transpose: t.transpose });
+      render();
+    };
+    const mode = button(t.playbackMode === 'gate' ? 'Gate' : 'Shot',
+      'Playback: one-shot, or gate (notes last one step)', () => {
+        if (!editable()) return;
+        t.playbackMode = t.playbackMode === 'gate' ? 'oneshot' : 'gate';
+        send({ type: 'set_track_playback_mode', trackId: t.id, playbackMode: t.playbackMode });
+        render();
+      }, 'mode');
+    mode.disabled = ro;
+    info.append(name, mute, solo, vol, tr, mode, count, clear, del);
     const steps = document.createElement('div');
     steps.className = 'steps';
     for (let i = 0; i < (t.stepCount || 16); i++) {
@@ -427,7 +480,10 @@ function render() {
       b.setAttribute('aria-pressed', String(!!t.steps[i]));
       b.setAttribute('aria-label', `${t.name} step ${i + 1}`);
       b.disabled = ro;
-      b.onclick = () => toggleStep(t, i);
+      b.onclick = (e) => (e.shiftKey ? openLockEditor(t, i, b) : toggleStep(t, i));
+      b.oncontextmenu = (e) => { e.preventDefault(); openLockEditor(t, i, b); };
+      const lk = t.parameterLocks?.[i];
+      if (lk) b.title = `pitch ${lk.pitch ?? 0}, volume ${lk.volume ?? 1}`;
       steps.append(b);
     }
     row.append(info, steps);

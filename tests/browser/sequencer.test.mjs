@@ -107,6 +107,32 @@ test('the front page creates a session and two pages see each other within a sec
   await b.close();
 });
 
+test('a parameter lock, transpose and playback mode set on one page reach the other and are stored', async () => {
+  const a = await openPage(`${server.url}/`);
+  const b = await openPage(a.url());
+  await addTrack(a, 'lead');
+  await cell(a, 0, 2).click();
+  await cell(a, 0, 2).click({ modifiers: ['Shift'] });
+  await a.fill('#lock-editor [name=pitch]', '7');
+  await a.click('#lock-editor [name=set]');
+  await cell(b, 0, 2).and(b.locator('.locked')).waitFor({ timeout: 1000 });
+  await a.locator('.track').first().locator('.transpose').fill('-5');
+  await a.locator('.track').first().locator('.transpose').press('Enter');
+  await a.locator('.track').first().locator('.mode').click();
+  await b.waitForFunction(() => document.querySelector('.track .transpose')?.value === '-5'
+    && document.querySelector('.track .mode')?.textContent === 'Gate', null, { timeout: 1000 });
+  const id = a.url().split('/').pop();
+  const t = (await (await fetch(`${server.url}/api/sessions/${id}`)).json()).state.tracks[0];
+  assert.deepEqual(t.parameterLocks[2], { pitch: 7, volume: 1 });
+  assert.equal(t.transpose, -5);
+  assert.equal(t.playbackMode, 'gate');
+  assert.equal(t.steps[2], true, 'shift-click edits the lock without toggling the step');
+  assert.deepEqual(a.errors, []);
+  assert.deepEqual(b.errors, []);
+  await a.close();
+  await b.close();
+});
+
 test('after a server restart a reload shows the same grid', async () => {
   const a = await openPage(`${server.url}/`);
   await addTrack(a, 'snare');
