@@ -3,6 +3,7 @@
  */
 #include "conn.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@ gd_msg *gd_msg_new(const char *data, size_t len)
 
 void gd_msg_unref(gd_msg *m)
 {
+    assert(!m || m->refs > 0);
     if (m && --m->refs == 0) free(m);
 }
 

@@ -6,6 +6,7 @@
  */
 #include "session.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,6 +126,7 @@ static void table_remove(gd_server *srv, gd_session *s)
 
 static void session_free(gd_server *srv, gd_session *s)
 {
+    assert(!s->batch_refs && !s->waiters && !s->nplayers);
     table_remove(srv, s);
     gd_record_clear(&s->rec);
     free(s);
@@ -212,6 +214,7 @@ static int batch_reserve(gd_batch *b)
 static void batch_touch(gd_batch *b, gd_session *s, int64_t opno)
 {
     if (s->touch_batch == b) {
+        assert(b->touched[s->touch_idx].s == s && b->touched[s->touch_idx].opno <= opno);
         b->touched[s->touch_idx].opno = opno;
         return;
     }
@@ -272,6 +275,7 @@ static void on_commit_done(gd_job *job)
 {
     gd_batch *b = job->arg;
     gd_server *srv = b->srv;
+    assert(srv->inflight == b);
     srv->inflight = NULL;
     gd_hist_add(&srv->m.commit_ms, (double)(job->finished_us - job->submitted_us) / 1000.0);
     if (job->rc == 0) {
@@ -281,6 +285,7 @@ static void on_commit_done(gd_job *job)
         for (size_t i = 0; i < b->nt; i++) {
             gd_session *s = b->touched[i].s;
             s->batch_refs--;
+            assert(s->batch_refs >= 0 && b->touched[i].opno <= (int64_t)s->rec.opno);
             if (b->touched[i].opno > s->durable_opno) s->durable_opno = b->touched[i].opno;
             release(srv, s);
         }
@@ -596,6 +601,7 @@ gd_session *gd_session_create(gd_server *srv, gd_record *rec)
 int gd_session_apply_op(gd_server *srv, gd_session *s, gd_op *op, gd_conn *sender,
                         const char *client_seq, gd_op_err *err, int64_t *opno)
 {
+    assert(s->st == GD_SESS_LIVE);
     gd_batch *b = open_batch(srv);
     gd_buf log;
     gd_buf_init(&log);
@@ -619,6 +625,7 @@ int gd_session_apply_op(gd_server *srv, gd_session *s, gd_op *op, gd_conn *sende
         free(b->job->rows[b->job->nrows].text);
         return rc;
     }
+    assert(b->job->rows[b->job->nrows - 1].opno == (int64_t)s->rec.opno);
     batch_touch(b, s, (int64_t)s->rec.opno);
     if (sender)
         b->senders[b->ns++] = (struct sender){sender->serial, s, (int64_t)s->rec.opno,
