@@ -1,27 +1,30 @@
 # grooved — the two commands of the README:
 #   make run   install missing packages, build, serve on 127.0.0.1:8787 (data in ./data)
 #   make test  install missing packages, build with ASan+UBSan, run every test
-.PHONY: all deps build build-test build-tsan run test bench fuzz clean format
+.PHONY: all deps deps-test build build-test build-tsan run test bench fuzz clean format
 
 JOBS ?= $(shell nproc)
 
 all: build
 
 deps:
-	@./scripts/install-deps.sh
+	@./scripts/install-deps.sh run
+
+deps-test:
+	@./scripts/install-deps.sh test
 
 build: deps
-	@cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DGD_BUILD_TESTS=OFF >/dev/null
 	@cmake --build build -j $(JOBS)
 
-build-test: deps
+build-test: deps-test
 	@cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Debug -DGD_SANITIZE=ON >/dev/null
 	@cmake --build build-test -j $(JOBS)
 
 run: build
 	./build/grooved --host 127.0.0.1 --port 8787 --data-dir ./data
 
-build-tsan: deps
+build-tsan: deps-test
 	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DGD_TSAN=ON >/dev/null
 	@cmake --build build-tsan -j $(JOBS) --target grooved
 
@@ -42,7 +45,7 @@ bench: build
 # inputs land in tests/fuzz/corpus. FUZZ_SECONDS bounds the run.
 FUZZ_SECONDS ?= 60
 fuzz:
-	@./scripts/install-deps.sh clang libclang-rt-14-dev
+	@./scripts/install-deps.sh test clang libclang-rt-14-dev
 	@mkdir -p build-fuzz
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc \
 	  tests/fuzz/fuzz_messages.c src/jsonw.c src/model.c src/op.c src/identity.c src/hash.c \
