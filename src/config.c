@@ -43,6 +43,8 @@ static const opt opts[] = {
      "session state kept in memory before least-recently-used sessions are evicted"},
     {"checkpoint-every", "GROOVED_CHECKPOINT_EVERY", INT(checkpoint_every), "1000", 1, 1000000,
      "ops between full checkpoints of a session"},
+    {"checkpoint-idle", "GROOVED_CHECKPOINT_IDLE", INT(checkpoint_idle), "60", 1, 86400,
+     "seconds after a session's last op before it is checkpointed (lets the op log be trimmed)"},
     {"create-rate", "GROOVED_CREATE_RATE", INT(create_rate), "100", 1, 1000000,
      "sessions one client IP may create per minute (create, remix, publish)"},
     {"trusted-proxy", "GROOVED_TRUSTED_PROXY", STR(trusted_proxy), "", 0, 0,

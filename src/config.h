@@ -23,6 +23,9 @@ typedef struct gd_config {
     int memory_budget_mb;
     /* Ops between full checkpoints of a session. */
     int checkpoint_every;
+    /* Seconds after a session's last op before its state is checkpointed, so
+     * quiet sessions never pin old op log segments. */
+    int checkpoint_idle;
     /* Session creations per minute per client IP (create, remix, publish). */
     int create_rate;
     char trusted_proxy[64];

@@ -635,6 +635,7 @@ int gd_session_apply_op(gd_server *srv, gd_session *s, gd_op *op, gd_conn *sende
     srv->m.mutations[op->type]++;
     *opno = (int64_t)s->rec.opno;
     touch_session(s);
+    s->last_op_ms = s->last_active_ms;
 
     if (op->type == GD_OP_REPLACE_STATE) {
         gd_session_snapshot_all(srv, s);
@@ -1243,6 +1244,14 @@ void gd_sessions_tick(gd_server *srv)
     for (size_t i = 0; i < srv->sessions.nbuckets; i++) {
         for (gd_session *s = srv->sessions.buckets[i], *n; s; s = n) {
             n = s->hnext;
+            if (s->st == GD_SESS_LIVE && !s->evicting && s->ckpt_opno != (int64_t)s->rec.opno &&
+                s->durable_opno == (int64_t)s->rec.opno &&
+                now - s->last_op_ms >= (int64_t)srv->cfg.checkpoint_idle * 1000) {
+                /* Quiet for a while: fold its ops so the op log can be trimmed. */
+                gd_log(GD_LOG_DEBUG, "session %s: checkpoint after %ds without ops", s->id,
+                       srv->cfg.checkpoint_idle);
+                add_checkpoint(srv, s, true);
+            }
             if (s->st == GD_SESS_LIVE && s->nplayers && !s->waiters && !s->batch_refs &&
                 !s->evicting && s->durable_opno == (int64_t)s->rec.opno) {
                 hibernate_if_silent(srv, s, now, false);

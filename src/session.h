@@ -47,6 +47,7 @@ struct gd_session {
     int kv_failures;        /* consecutive failed KV view writes */
     int64_t kv_retry_at_ms; /* no KV write before this (backoff) */
     int64_t last_active_ms; /* last op, join, leave or REST read: the LRU order */
+    int64_t last_op_ms;     /* when its last op was applied */
     size_t mem_bytes;       /* estimate of the memory its state holds */
 };
 

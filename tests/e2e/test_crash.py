@@ -1,6 +1,7 @@
 """Crash safety: kill -9 loses nothing that was acknowledged, and serverSeq
 never goes backwards."""
 import asyncio
+import json
 import random
 
 from harness import Client, Server, run
@@ -143,7 +144,32 @@ async def test_log_is_trimmed_and_recovery_folds_what_remains():
         s.cleanup()
 
 
+async def test_quiet_live_session_is_checkpointed_so_the_log_can_be_trimmed():
+    """A session whose players stay connected but stop editing is checkpointed
+    after --checkpoint-idle seconds: it must not pin old op log segments."""
+    s = Server(args=["--checkpoint-idle", "1", "--debug-routes", "1"]).start()
+    try:
+        sid = s.create({"state": {"tracks": [TRACKS[0]]}})
+        c = await Client.join(s, sid)
+        for i in range(3):
+            await c.request({"type": "toggle_step", "trackId": "a", "step": i}, "step_toggled")
+        _, _, before = s.http("GET", f"/api/debug/sessions/{sid}")
+        assert before["checkpointOpno"] < before["opno"] == 3
+        for _ in range(60):
+            await c.ws.send(json.dumps({"type": "clock_sync_request", "clientTime": 1}))
+            await c.recv_type("clock_sync_response")
+            _, _, after = s.http("GET", f"/api/debug/sessions/{sid}")
+            if after["checkpointOpno"] == 3:
+                break
+            await asyncio.sleep(0.1)
+        assert after["checkpointOpno"] == after["opno"] == 3, after
+        await c.close()
+    finally:
+        s.cleanup()
+
+
 if __name__ == "__main__":
     run([test_kill9_after_200_acknowledged_toggles,
+         test_quiet_live_session_is_checkpointed_so_the_log_can_be_trimmed,
          test_log_is_trimmed_and_recovery_folds_what_remains,
          test_kill9_at_random_moments_under_load_keeps_a_gapless_prefix])
