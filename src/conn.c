@@ -45,15 +45,6 @@ int gd_conn_enqueue(gd_conn *c, gd_msg *m, int64_t gate, size_t cap)
     return 0;
 }
 
-int gd_conn_send_text(gd_conn *c, const char *data, size_t len, int64_t gate, size_t cap)
-{
-    gd_msg *m = gd_msg_new(data, len);
-    if (!m) return -ENOBUFS;
-    int rc = gd_conn_enqueue(c, m, gate, cap);
-    gd_msg_unref(m);
-    return rc;
-}
-
 void gd_conn_drop_gated(gd_conn *c, int64_t durable)
 {
     gd_qitem **pp = &c->qhead;
@@ -74,14 +65,8 @@ void gd_conn_drop_gated(gd_conn *c, int64_t durable)
 
 void gd_conn_clear_queue(gd_conn *c)
 {
-    gd_conn_drop_gated(c, -1);
-    for (gd_qitem *it = c->qhead, *n; it; it = n) {
-        n = it->next;
-        gd_msg_unref(it->msg);
-        free(it);
-    }
-    c->qhead = c->qtail = NULL;
-    c->qbytes = 0;
+    gd_conn_drop_gated(c, INT64_MIN); /* every gate is above it */
+    assert(!c->qhead && !c->qtail && c->qbytes == 0);
 }
 
 bool gd_conn_can_send(const gd_conn *c, int64_t durable)

@@ -79,7 +79,6 @@ struct gd_conn {
     /* HTTP */
     int method;
     char path[160];
-    char query[160];
     gd_buf body;
     bool body_too_large;
     bool body_is_json;
@@ -102,8 +101,6 @@ struct gd_conn {
 /* Queues m (takes a new reference) behind everything already queued. Returns
  * 0, or -ENOBUFS when the cap would be exceeded (the caller closes c). */
 int gd_conn_enqueue(gd_conn *c, gd_msg *m, int64_t gate, size_t cap);
-/* Queues a copy of a text message. */
-int gd_conn_send_text(gd_conn *c, const char *data, size_t len, int64_t gate, size_t cap);
 /* Drops every queued message whose gate is above `durable`. */
 void gd_conn_drop_gated(gd_conn *c, int64_t durable);
 void gd_conn_clear_queue(gd_conn *c);

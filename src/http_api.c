@@ -117,7 +117,7 @@ static void reset_request(gd_conn *c)
     c->resp = NULL;
     gd_buf_free(&c->body);
     c->body_too_large = c->body_is_json = false;
-    c->if_match[0] = c->resp_headers[0] = c->query[0] = '\0';
+    c->if_match[0] = c->resp_headers[0] = '\0';
     c->resp_ready = c->headers_sent = c->dispatched = false;
     c->resp_len = c->resp_off = 0;
     c->status = 0;
@@ -131,7 +131,6 @@ int gd_http_on_request(gd_server *srv, gd_conn *c, const char *uri)
     srv->m.http_requests++;
     c->method = method_of(c->wsi);
     snprintf(c->path, sizeof(c->path), "%s", uri);
-    lws_hdr_copy(c->wsi, c->query, sizeof(c->query), WSI_TOKEN_HTTP_URI_ARGS);
     lws_hdr_copy(c->wsi, c->if_match, sizeof(c->if_match), WSI_TOKEN_HTTP_IF_MATCH);
     char ctype[128] = "";
     lws_hdr_copy(c->wsi, ctype, sizeof(ctype), WSI_TOKEN_HTTP_CONTENT_TYPE);

@@ -84,7 +84,6 @@ typedef struct gd_apply_res {
 #define GD_E_SESSION_PUBLISHED "SESSION_PUBLISHED"
 #define GD_E_RATE_LIMITED "RATE_LIMITED"
 #define GD_E_STORAGE_UNAVAILABLE "STORAGE_UNAVAILABLE"
-#define GD_E_SESSION_BUSY "SESSION_BUSY"
 
 typedef struct gd_op_err {
     const char *code; /* one of GD_E_* */

@@ -363,7 +363,6 @@ static int trim_log(gd_store *st)
 
 static void run_commit(gd_store *st, gd_job *job)
 {
-    int64_t t0 = gd_now_us();
     int rc = 0;
     bool ckpts = false, appended = false;
     int64_t pos = 0;
@@ -447,7 +446,6 @@ out:
     } else {
         st->stats.commit_failures++;
     }
-    st->stats.commit_us_total += (uint64_t)(gd_now_us() - t0);
     pthread_mutex_unlock(&st->mu);
 }
 

@@ -80,7 +80,6 @@ typedef struct gd_store gd_store;
 
 typedef struct gd_store_stats {
     uint64_t commits, commit_failures, rows, bytes, kv_puts, kv_failures, loads;
-    uint64_t commit_us_total;
 } gd_store_stats;
 
 /* Opens (creating if needed) the durable store and the KV view in dir.
