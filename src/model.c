@@ -173,6 +173,50 @@ static bool get_number(const json_t *o, const char *key, double *out, bool *pres
     return isfinite(*out);
 }
 
+/*
+ * A parameter lock keeps only its known fields, so a stored lock is at most
+ * two numbers (an unbounded or deeply nested object stored verbatim could
+ * make a checkpoint that no longer parses). Key order is kept as received
+ * when keep_order is set, because the state hash covers it (§3.7).
+ */
+int gd_lock_from_json(const json_t *j, gd_vmode mode, bool keep_order, char **out)
+{
+    static const struct {
+        const char *key;
+        double lo, hi;
+    } known[] = {{"pitch", -24, 24}, {"volume", 0, 1}};
+    *out = NULL;
+    if (!json_is_object(j)) return mode == GD_CLAMP ? 0 : -EINVAL;
+    double val[2];
+    int order[2], n = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)j, key, v)
+    {
+        for (int k = 0; k < 2; k++) {
+            if (strcmp(key, known[k].key) != 0) continue;
+            double d = json_is_number(v) ? json_number_value(v) : NAN;
+            if (!isfinite(d) || (mode == GD_STRICT && (d < known[k].lo || d > known[k].hi)))
+                return mode == GD_CLAMP ? 0 : -EINVAL; /* §1.5: the whole lock becomes null */
+            val[k] = gd_clamp(d, known[k].lo, known[k].hi);
+            order[n++] = k;
+        }
+    }
+    if (n == 0) return 0;
+    if (!keep_order && n == 2) order[0] = 0, order[1] = 1;
+    gd_buf b;
+    gd_buf_init(&b);
+    gd_buf_putc(&b, '{');
+    for (int i = 0; i < n; i++) {
+        if (i) gd_buf_putc(&b, ',');
+        gd_json_key(&b, known[order[i]].key);
+        gd_json_num(&b, val[order[i]]);
+    }
+    gd_buf_putc(&b, '}');
+    *out = gd_buf_steal(&b, NULL);
+    return *out ? 0 : -ENOMEM;
+}
+
 gd_track *gd_track_from_json(const json_t *j, gd_vmode mode, const char *prefix, gd_errors *errs)
 {
     int n0 = errs->n;
@@ -228,10 +272,13 @@ gd_track *gd_track_from_json(const json_t *j, gd_vmode mode, const char *prefix,
         for (size_t i = 0; i < json_array_size(v); i++) {
             json_t *e = json_array_get(v, i);
             if (json_is_object(e)) {
-                gd_buf b;
-                gd_buf_init(&b);
-                gd_json_value(&b, e);
-                t->locks[i] = gd_buf_steal(&b, NULL);
+                if (gd_lock_from_json(e, mode, true, &t->locks[i]) != 0) {
+                    gd_errors_add(errs,
+                                  "%sparameterLocks[%zu] pitch must be a number from -24 to 24 "
+                                  "and volume a number from 0 to 1",
+                                  prefix, i);
+                    break;
+                }
             } else if (!json_is_null(e)) {
                 gd_errors_add(errs, "%sparameterLocks must contain only objects or null", prefix);
                 break;

@@ -101,9 +101,20 @@ typedef enum { GD_STRICT = 0, GD_CLAMP = 1 } gd_vmode;
 /*
  * Parses and normalises a track object. Returns a new track (caller frees)
  * or NULL with messages in errs (prefix is put before each message, e.g.
- * "Track[3]: "). Unknown keys are dropped; lock objects are kept verbatim.
+ * "Track[3]: "). Unknown keys are dropped, in lock objects too.
  */
 gd_track *gd_track_from_json(const json_t *j, gd_vmode mode, const char *prefix, gd_errors *errs);
+
+/*
+ * Normalises a parameter lock object to its known fields, pitch (-24..24)
+ * and volume (0..1), as compact JSON in *out (malloc'd; NULL = no lock).
+ * GD_CLAMP (WebSocket) clamps, and makes a lock with a field that is not a
+ * finite number, or with neither field, NULL (§1.5). GD_STRICT (REST and
+ * stored records) rejects those with -EINVAL. keep_order keeps the received
+ * key order (add_track, REST); otherwise pitch comes first. 0, -EINVAL or
+ * -ENOMEM.
+ */
+int gd_lock_from_json(const json_t *j, gd_vmode mode, bool keep_order, char **out);
 
 /*
  * Validates a REST state (§2.15 messages) and fills *out (which must be

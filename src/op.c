@@ -115,26 +115,9 @@ static int need_step(const json_t *m, int *out, gd_op_err *err)
 /* §1.5: anything invalid gives NULL (the lock is cleared, not rejected). */
 static char *sanitise_lock(const json_t *lock)
 {
-    if (!json_is_object(lock)) return NULL;
-    json_t *p = json_object_get(lock, "pitch");
-    json_t *v = json_object_get(lock, "volume");
-    if ((p && (!json_is_number(p) || !isfinite(json_number_value(p)))) ||
-        (v && (!json_is_number(v) || !isfinite(json_number_value(v)))) || (!p && !v))
-        return NULL;
-    gd_buf b;
-    gd_buf_init(&b);
-    gd_buf_putc(&b, '{');
-    if (p) {
-        gd_json_key(&b, "pitch");
-        gd_json_num(&b, gd_clamp(json_number_value(p), -24, 24));
-    }
-    if (v) {
-        if (p) gd_buf_putc(&b, ',');
-        gd_json_key(&b, "volume");
-        gd_json_num(&b, gd_clamp(json_number_value(v), 0, 1));
-    }
-    gd_buf_putc(&b, '}');
-    return gd_buf_steal(&b, NULL);
+    char *out = NULL;
+    gd_lock_from_json(lock, GD_CLAMP, false, &out);
+    return out;
 }
 
 int gd_op_parse(const json_t *msg, bool trusted, gd_op *op, gd_op_err *err)

@@ -1,4 +1,5 @@
 /* Unit tests for model: REST validation messages (§2.15), names, round trips. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -66,7 +67,8 @@ static void test_state_normalises(void **state)
     assert_true(s.tracks[0]->steps[0]);
     assert_true(s.tracks[0]->steps[2]);
     assert_false(s.tracks[0]->steps[127]);
-    assert_string_equal(s.tracks[0]->locks[1], "{\"volume\":0.5,\"pitch\":3,\"x\":1}");
+    /* Locks keep their known fields only, in the order received. */
+    assert_string_equal(s.tracks[0]->locks[1], "{\"volume\":0.5,\"pitch\":3}");
     assert_int_equal(s.tracks[0]->step_count, 16);
     assert_true(s.tracks[0]->volume == 1);
     gd_buf b;
@@ -94,6 +96,78 @@ static void name_case(const char *json, int rc, const char *first_or_value)
         assert_null(out);
     free(out);
     json_decref(j);
+}
+
+static char *lock_of(const char *text, gd_vmode mode, bool keep_order, int *rc)
+{
+    json_t *j = parse(text);
+    char *out = (char *)"unset";
+    *rc = gd_lock_from_json(j, mode, keep_order, &out);
+    json_decref(j);
+    return out;
+}
+
+static void test_locks(void **state)
+{
+    (void)state;
+    int rc;
+    char *l = lock_of("{\"volume\":2,\"pitch\":-30,\"x\":{\"y\":[1]}}", GD_CLAMP, true, &rc);
+    assert_int_equal(rc, 0);
+    assert_string_equal(l, "{\"volume\":1,\"pitch\":-24}");
+    free(l);
+    l = lock_of("{\"volume\":0.25,\"pitch\":7}", GD_CLAMP, false, &rc);
+    assert_string_equal(l, "{\"pitch\":7,\"volume\":0.25}"); /* §1.5 order */
+    free(l);
+    assert_null(lock_of("{\"pitch\":\"x\",\"volume\":1}", GD_CLAMP, true, &rc)); /* §1.5 */
+    assert_int_equal(rc, 0);
+    assert_null(lock_of("{\"nested\":{\"a\":{\"b\":1}}}", GD_CLAMP, true, &rc));
+    assert_null(lock_of("{}", GD_STRICT, true, &rc));
+    assert_int_equal(rc, 0);
+    assert_null(lock_of("{\"pitch\":25}", GD_STRICT, true, &rc));
+    assert_int_equal(rc, -EINVAL);
+    assert_null(lock_of("{\"volume\":null}", GD_STRICT, true, &rc));
+    assert_int_equal(rc, -EINVAL);
+    l = lock_of("{\"volume\":0,\"pitch\":24,\"junk\":\"x\"}", GD_STRICT, true, &rc);
+    assert_int_equal(rc, 0);
+    assert_string_equal(l, "{\"volume\":0,\"pitch\":24}");
+    free(l);
+
+    /* A lock nested past jansson's depth limit would make a stored record
+     * unreadable; it must come out flat (the state round-trips). */
+    gd_buf deep;
+    gd_buf_init(&deep);
+    gd_buf_puts(&deep, "{\"tracks\":[{\"id\":\"a\",\"sampleId\":\"k\",\"name\":\"n\","
+                       "\"steps\":[true],\"parameterLocks\":[{\"pitch\":1,\"x\":");
+    for (int i = 0; i < 2000; i++)
+        gd_buf_puts(&deep, "[");
+    for (int i = 0; i < 2000; i++)
+        gd_buf_puts(&deep, "]");
+    gd_buf_puts(&deep, "}]}]}");
+    json_error_t e;
+    json_t *j = json_loads(deep.p, 0, &e);
+    assert_non_null(j);
+    gd_state st;
+    gd_errors errs = {0};
+    assert_int_equal(gd_state_from_json(j, &st, &errs), 0);
+    assert_string_equal(st.tracks[0]->locks[0], "{\"pitch\":1}");
+    gd_record r;
+    gd_record_init(&r, "3f2504e0-4f89-41d3-9a0c-0305e82c3301", 1);
+    gd_state_clear(&r.state);
+    r.state = st;
+    gd_buf out;
+    gd_buf_init(&out);
+    gd_record_write(&out, &r, true);
+    json_t *back = json_loads(out.p, JSON_DECODE_INT_AS_REAL, &e);
+    assert_non_null(back);
+    gd_record r2;
+    assert_int_equal(gd_record_from_json(back, &r2), 0);
+    assert_string_equal(r2.state.tracks[0]->locks[0], "{\"pitch\":1}");
+    gd_record_clear(&r2);
+    json_decref(back);
+    gd_buf_free(&out);
+    gd_record_clear(&r);
+    json_decref(j);
+    gd_buf_free(&deep);
 }
 
 static void test_names(void **state)
@@ -166,6 +240,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_state_validation),
         cmocka_unit_test(test_state_normalises),
+        cmocka_unit_test(test_locks),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_record_round_trip),
     };
