@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,13 +68,18 @@ static void seg_path(const gd_oplog *log, uint64_t seg, char *out, size_t n)
     snprintf(out, n, "%s/%016llx.log", log->dir, (unsigned long long)seg);
 }
 
-static int sync_dir(const gd_oplog *log)
+int gd_fsync_dir(const char *path)
 {
-    int fd = open(log->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return -errno;
     int rc = fsync(fd) == 0 ? 0 : -errno;
     close(fd);
     return rc;
+}
+
+static int sync_dir(const gd_oplog *log)
+{
+    return gd_fsync_dir(log->dir);
 }
 
 /* Lists segment numbers: the oldest and newest (0, 0 when there are none). */
@@ -127,13 +133,17 @@ int gd_oplog_open(gd_oplog **out, const char *dir, size_t segment_bytes)
     log->fd = -1;
     log->seg_bytes = segment_bytes;
     snprintf(log->dir, sizeof(log->dir), "%s/log", dir);
-    if (mkdir(log->dir, 0755) != 0 && errno != EEXIST) {
-        int rc = -errno;
+    int rc = 0;
+    if (mkdir(log->dir, 0755) == 0)
+        rc = gd_fsync_dir(dir); /* the new directory's entry must survive a power cut */
+    else if (errno != EEXIST)
+        rc = -errno;
+    if (rc) {
         free(log);
         return rc;
     }
     uint64_t lo, hi;
-    int rc = list_segments(log, &lo, &hi);
+    rc = list_segments(log, &lo, &hi);
     if (rc == 0) rc = open_segment(log, hi ? hi : 1, 1);
     if (rc) {
         gd_oplog_close(log);
@@ -160,6 +170,7 @@ size_t gd_oplog_encode(uint8_t **buf, size_t *len, size_t *cap, const uint8_t si
                        uint32_t opno, const uint8_t *op, size_t oplen)
 {
     size_t need = HDR + FIXED + oplen;
+    if (FIXED + oplen > GD_OPLOG_MAX_PAYLOAD) return 0;
     if (*len + need > *cap) {
         size_t c = *cap ? *cap : 4096;
         while (c < *len + need)
@@ -231,69 +242,120 @@ int gd_oplog_cut(gd_oplog *log, int64_t pos)
     return cut_dirty_tail(log);
 }
 
-int gd_oplog_scan(gd_oplog *log, int64_t from, int repair,
-                  int (*fn)(void *arg, const gd_oplog_rec *r), void *arg)
+/* The length of the intact record at off, or 0 when there is none. */
+static size_t record_at(const uint8_t *map, size_t size, size_t off)
+{
+    if (size - off < HDR) return 0;
+    uint32_t plen = get32(map + off);
+    if (plen < FIXED || plen > GD_OPLOG_MAX_PAYLOAD || plen > size - off - HDR) return 0;
+    if (gd_crc32(map + off + HDR, plen) != get32(map + off + 4)) return 0;
+    return HDR + plen;
+}
+
+/* True when an intact record starts anywhere after `bad`. Records are not
+ * aligned, so every offset is a candidate; most fail the length check. */
+static bool intact_record_after(const uint8_t *map, size_t size, size_t bad)
+{
+    for (size_t off = bad + 1; off + HDR + FIXED <= size; off++)
+        if (record_at(map, size, off)) return true;
+    return false;
+}
+
+static int damaged(gd_oplog_damage *dmg, const char *path, uint64_t off, const char *what)
+{
+    if (dmg) {
+        snprintf(dmg->path, sizeof(dmg->path), "%s", path);
+        dmg->offset = off;
+        dmg->what = what;
+    }
+    return -EBADMSG;
+}
+
+/* Maps segment seg (NULL map for an empty file). -ENOENT when it is absent. */
+static int map_segment(const char *path, uint8_t **map, size_t *size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    struct stat st;
+    int rc = 0;
+    *map = NULL;
+    *size = 0;
+    if (fstat(fd, &st) != 0) {
+        rc = -errno;
+    } else if (st.st_size > 0) {
+        *size = (size_t)st.st_size;
+        *map = mmap(NULL, *size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (*map == MAP_FAILED) {
+            rc = -errno;
+            *map = NULL;
+        }
+    }
+    close(fd);
+    return rc;
+}
+
+int gd_oplog_scan(gd_oplog *log, int64_t from, int64_t to, int repair,
+                  int (*fn)(void *arg, const gd_oplog_rec *r), void *arg, gd_oplog_damage *dmg)
 {
     uint64_t lo, hi;
     int rc = list_segments(log, &lo, &hi);
     if (rc || !hi) return rc;
+    if (to != INT64_MAX && POS_SEG(to) < hi) hi = POS_SEG(to);
     uint64_t seg = POS_SEG(from) > lo ? POS_SEG(from) : lo;
+    char path[1100];
+    if (from > 0 && POS_SEG(from) < lo) {
+        /* Records this scan must read were deleted. */
+        seg_path(log, POS_SEG(from), path, sizeof(path));
+        return damaged(dmg, path, POS_OFF(from), "segment missing (deleted while still needed)");
+    }
     for (; seg <= hi; seg++) {
-        char path[1100];
         seg_path(log, seg, path, sizeof(path));
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-            if (errno == ENOENT) continue;
-            return -errno;
-        }
-        struct stat st;
-        if (fstat(fd, &st) != 0) {
-            rc = -errno;
-            close(fd);
-            return rc;
-        }
-        size_t size = (size_t)st.st_size;
-        uint8_t *map = NULL;
-        if (size) {
-            map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-            if (map == MAP_FAILED) {
-                rc = -errno;
-                close(fd);
-                return rc;
+        uint8_t *map;
+        size_t maplen, size;
+        rc = map_segment(path, &map, &maplen);
+        size = maplen;
+        if (rc == -ENOENT) return damaged(dmg, path, 0, "segment missing from the sequence");
+        if (rc) return rc;
+        if (to != INT64_MAX && seg == POS_SEG(to)) {
+            if (POS_OFF(to) > size) {
+                if (map) munmap(map, maplen);
+                return damaged(dmg, path, size, "segment shorter than its durable end");
             }
+            size = (size_t)POS_OFF(to); /* past the durable end: not ours to read */
         }
-        close(fd);
+        if (maplen == 0 && seg < hi) /* only the newest segment is ever empty */
+            return damaged(dmg, path, 0, "empty segment before the last one");
         size_t off = seg == POS_SEG(from) ? (size_t)POS_OFF(from) : 0;
         int stop = 0;
         while (off < size && !stop) {
-            uint32_t plen = size - off >= HDR ? get32(map + off) : 0;
-            if (size - off < HDR || plen < FIXED || plen > size - off - HDR ||
-                gd_crc32(map + off + HDR, plen) != get32(map + off + 4)) {
-                /* A torn tail: nothing after it was acknowledged. */
-                if (seg != hi) {
-                    munmap(map, size);
-                    return -EIO; /* damage inside the log, not at its end */
-                }
-                if (repair && seg == log->seg) {
-                    if (ftruncate(log->fd, (off_t)off) != 0 || fdatasync(log->fd) != 0) {
+            size_t rlen = record_at(map, size, off);
+            if (!rlen) {
+                /* A torn tail only if nothing intact follows, anywhere, and
+                 * only at recovery: below a durable end (to) all is acked. */
+                if (to != INT64_MAX || seg != hi || intact_record_after(map, size, off)) {
+                    rc = damaged(dmg, path, off,
+                                 to != INT64_MAX ? "unreadable record before the durable end"
+                                 : seg != hi ? "unreadable record in a segment that is not the last"
+                                             : "unreadable record followed by intact records");
+                } else if (repair && seg == log->seg && to == INT64_MAX) {
+                    if (ftruncate(log->fd, (off_t)off) != 0 || fdatasync(log->fd) != 0)
                         rc = -errno;
-                        munmap(map, size);
-                        return rc;
-                    }
-                    log->size = off;
+                    else
+                        log->size = off;
                 }
-                break;
+                if (map) munmap(map, maplen);
+                return rc;
             }
             gd_oplog_rec r;
             memcpy(r.sid, map + off + HDR, 16);
             r.opno = get32(map + off + HDR + 16);
             r.op = map + off + HDR + FIXED;
-            r.oplen = plen - FIXED;
+            r.oplen = rlen - HDR - FIXED;
             r.pos = POS(seg, off);
             stop = fn(arg, &r);
-            off += HDR + plen;
+            off += rlen;
         }
-        if (map) munmap(map, size);
+        if (map) munmap(map, maplen);
         if (stop) break;
     }
     return 0;

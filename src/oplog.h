@@ -10,8 +10,16 @@
  * cut fails, appends are refused until it succeeds (so a later, shorter
  * batch never leaves stale records behind it). A record's
  * position (segment << 40 | offset) only grows, so it orders the log.
- * Recovery reads segments in order and stops at the first record that is
- * short or fails its CRC (a torn tail): everything before it is intact.
+ *
+ * Damage is never mistaken for the end of the log: a bad record (short,
+ * wrong length or failing its CRC) is a torn tail only when it is in the
+ * last segment and no intact record follows it anywhere; then nothing after
+ * it was ever acknowledged, and recovery cuts it off. A bad record followed
+ * by intact ones, damage in an earlier segment, or a missing segment is
+ * reported (-EBADMSG and a gd_oplog_damage), never skipped.
+ * Storage thread only (and startup); not thread-safe, except that
+ * gd_oplog_scan of records before a position the caller read under its own
+ * lock may run on another thread while appends go on.
  * Storage thread only (and startup); not thread-safe.
  */
 #ifndef GD_OPLOG_H
@@ -30,7 +38,8 @@ typedef struct gd_oplog_rec {
     int64_t pos;
 } gd_oplog_rec;
 
-/* Opens (creating) <dir>/log. 0 or -errno; *out owned by the caller. */
+/* Opens (creating) <dir>/log; a new directory is made durable in <dir>
+ * before this returns. 0 or -errno; *out owned by the caller. */
 int gd_oplog_open(gd_oplog **out, const char *dir, size_t segment_bytes);
 void gd_oplog_close(gd_oplog *log); /* NULL ok */
 
@@ -44,11 +53,20 @@ size_t gd_oplog_encode(uint8_t **buf, size_t *len, size_t *cap, const uint8_t si
 /* Cuts the log back to pos (a position gd_oplog_append returned for the
  * last batch) when a batch fails after its ops were appended. */
 int gd_oplog_cut(gd_oplog *log, int64_t pos);
-/* Calls fn for every intact record at or after `from`, in log order; stops
- * early when fn returns non-zero. With repair = 1 a torn tail of the last
- * segment is cut off. Returns 0 or -errno. */
-int gd_oplog_scan(gd_oplog *log, int64_t from, int repair,
-                  int (*fn)(void *arg, const gd_oplog_rec *r), void *arg);
+/* What gd_oplog_scan found unreadable. */
+typedef struct gd_oplog_damage {
+    char path[1100];  /* the segment file */
+    uint64_t offset;  /* of the first unreadable byte in it */
+    const char *what; /* static text: what is wrong */
+} gd_oplog_damage;
+
+/* Calls fn for every record at or after `from` and before `to` (a position
+ * gd_oplog_end returned, or INT64_MAX for everything on disk), in log order;
+ * stops early when fn returns non-zero. With repair = 1 a torn tail (see
+ * above) is cut off the last segment. Returns 0, -EBADMSG with *dmg filled
+ * when the log is damaged (dmg may be NULL), or another -errno. */
+int gd_oplog_scan(gd_oplog *log, int64_t from, int64_t to, int repair,
+                  int (*fn)(void *arg, const gd_oplog_rec *r), void *arg, gd_oplog_damage *dmg);
 /* Deletes every segment that holds only records before `keep`. */
 int gd_oplog_trim(gd_oplog *log, int64_t keep);
 /* Deletes every segment and starts a fresh one (after recovery folded them). */
@@ -56,5 +74,9 @@ int gd_oplog_reset(gd_oplog *log);
 /* Position the next record will get. */
 int64_t gd_oplog_end(const gd_oplog *log);
 uint32_t gd_crc32(const uint8_t *p, size_t n);
+/* Largest record payload the log writes (a whole state is well under it). */
+#define GD_OPLOG_MAX_PAYLOAD (1u << 20)
+/* fsyncs the directory at path. 0 or -errno. */
+int gd_fsync_dir(const char *path);
 
 #endif

@@ -516,7 +516,7 @@ static void run_load(gd_store *st, gd_job *job)
             goto out; /* the checkpoint holds every op of this session */
         load_scan ls = {.job = job};
         gd_id_pack(job->id, ls.sid);
-        rc = gd_oplog_scan(st->log, from, 0, load_record, &ls);
+        rc = gd_oplog_scan(st->log, from, gd_oplog_end(st->log), 0, load_record, &ls, NULL);
         goto out;
     }
     /* Never live here: fall back to the KV view. */
@@ -664,7 +664,7 @@ int gd_store_recover(gd_store *st)
     int64_t t0 = gd_now_us();
     recovery rv = {.st = st};
     gd_idset_init(&rv.index);
-    int rc = gd_oplog_scan(st->log, 0, 1, recover_record, &rv);
+    int rc = gd_oplog_scan(st->log, 0, INT64_MAX, 1, recover_record, &rv, NULL);
     if (rc == 0) rc = rv.rc;
     if (rc == 0 && rv.rows > 0) {
         rc = map_rc(st, sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL), "begin");
