@@ -45,6 +45,12 @@ static const opt opts[] = {
      "ops between full checkpoints of a session"},
     {"checkpoint-idle", "GROOVED_CHECKPOINT_IDLE", INT(checkpoint_idle), "60", 1, 86400,
      "seconds after a session's last op before it is checkpointed (lets the op log be trimmed)"},
+    {"checkpoint-max-age", "GROOVED_CHECKPOINT_MAX_AGE", INT(checkpoint_max_age), "300", 1, 86400,
+     "seconds an op may stay out of a checkpoint, however busy its session (bounds the op log "
+     "and recovery)"},
+    {"on-damage", "GROOVED_ON_DAMAGE", STR(on_damage), "refuse", 0, 0,
+     "startup with a session whose stored data cannot be read: refuse (do not start) or "
+     "quarantine (set it aside in <data-dir>/quarantine/ and start)"},
     {"create-rate", "GROOVED_CREATE_RATE", INT(create_rate), "100", 1, 1000000,
      "sessions one client IP may create per minute (create, remix, publish)"},
     {"trusted-proxy", "GROOVED_TRUSTED_PROXY", STR(trusted_proxy), "", 0, 0,
@@ -130,6 +136,10 @@ int gd_config_load(gd_config *cfg, int argc, char **argv, FILE *err)
             return -EINVAL;
         }
         if (set_value(cfg, o, v, "flag", err)) return -EINVAL;
+    }
+    if (strcmp(cfg->on_damage, "refuse") != 0 && strcmp(cfg->on_damage, "quarantine") != 0) {
+        fprintf(err, "grooved: on-damage '%s' is not one of refuse, quarantine\n", cfg->on_damage);
+        return -EINVAL;
     }
     if (gd_log_level_from_name(cfg->log_level) < 0) {
         fprintf(err, "grooved: log-level '%s' is not one of error, warn, info, debug\n",

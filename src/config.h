@@ -26,6 +26,10 @@ typedef struct gd_config {
     /* Seconds after a session's last op before its state is checkpointed, so
      * quiet sessions never pin old op log segments. */
     int checkpoint_idle;
+    /* Seconds an op may stay out of a checkpoint while its session is busy. */
+    int checkpoint_max_age;
+    /* "refuse" or "quarantine": startup with stored data that cannot be read. */
+    char on_damage[16];
     /* Session creations per minute per client IP (create, remix, publish). */
     int create_rate;
     char trusted_proxy[64];

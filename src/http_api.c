@@ -763,6 +763,8 @@ static void handle_list(gd_server *srv, gd_conn *c)
         }
         job->updated_at = at;
         snprintf(job->id, sizeof(job->id), "%s", dot + 1);
+        for (char *q = job->id; *q; q++) /* ids are stored lower-case */
+            if (*q >= 'A' && *q <= 'F') *q = (char)(*q - 'A' + 'a');
     }
     job->limit = limit;
     job->owner = c;
@@ -851,7 +853,8 @@ static void handle_metrics(gd_server *srv, gd_conn *c)
                {GD_E_TOO_MANY_TRACKS, m->rejected_too_many_tracks},
                {GD_E_SESSION_PUBLISHED, m->rejected_published},
                {GD_E_RATE_LIMITED, m->rejected_rate_limited},
-               {GD_E_STORAGE_UNAVAILABLE, m->rejected_storage}};
+               {GD_E_STORAGE_UNAVAILABLE, m->rejected_storage},
+               {GD_E_SESSION_UNAVAILABLE, m->rejected_unavailable}};
     gd_buf_puts(&b, "# TYPE grooved_rejected_total counter\n");
     for (size_t i = 0; i < sizeof(rej) / sizeof(rej[0]); i++)
         gd_buf_printf(&b, "grooved_rejected_total{code=\"%s\"} %llu\n", rej[i].code,
@@ -870,12 +873,16 @@ static void handle_metrics(gd_server *srv, gd_conn *c)
                   "grooved_reloads_total{source=\"kv\"} %llu\n"
                   "grooved_reloads_total{source=\"default\"} %llu\n"
                   "# TYPE grooved_lagging_closed_total counter\n"
-                  "grooved_lagging_closed_total %llu\n",
+                  "grooved_lagging_closed_total %llu\n"
+                  "# TYPE grooved_load_failures_total counter\n"
+                  "grooved_load_failures_total %llu\n"
+                  "# TYPE grooved_kv_views_behind gauge\ngrooved_kv_views_behind %llu\n",
                   (unsigned long long)st.commits, (unsigned long long)st.commit_failures,
                   (unsigned long long)st.rows, (unsigned long long)st.bytes,
                   (unsigned long long)st.kv_puts, (unsigned long long)st.kv_failures,
                   (unsigned long long)m->loads_durable, (unsigned long long)m->loads_kv,
-                  (unsigned long long)m->loads_default, (unsigned long long)m->lagging_closed);
+                  (unsigned long long)m->loads_default, (unsigned long long)m->lagging_closed,
+                  (unsigned long long)m->load_failures, (unsigned long long)st.kv_behind);
     hist_write(&b, "grooved_ops_per_commit", "rows per group commit", &m->ops_per_commit);
     hist_write(&b, "grooved_commit_latency_ms", "storage commit time", &m->commit_ms);
     hist_write(&b, "grooved_ack_latency_ms", "op accepted to durable", &m->ack_ms);
@@ -953,7 +960,10 @@ static void dispatch(gd_server *srv, gd_conn *c)
     static const char debug_prefix[] = "/api/debug/sessions/";
     if (srv->cfg.debug_routes && c->method == M_GET &&
         strncmp(p, debug_prefix, sizeof(debug_prefix) - 1) == 0 &&
-        gd_uuid_shape_ok(p + sizeof(debug_prefix) - 1, (int)strlen(p + sizeof(debug_prefix) - 1))) {
+        gd_id_pattern_ok(p + sizeof(debug_prefix) - 1, (int)strlen(p + sizeof(debug_prefix) - 1)) &&
+        gd_uuid_shape_ok(p + sizeof(debug_prefix) - 1, 36)) {
+        /* Lower-case only, like every session route: an upper-cased id would
+         * be a second, phantom session of the same id set entry. */
         with_session(srv, c, p + sizeof(debug_prefix) - 1, cont_debug);
         return;
     }

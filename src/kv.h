@@ -19,8 +19,10 @@ typedef struct gd_kv_ops {
      * by the backend until close. */
     int (*open)(void **ctx, const char *where);
     void (*close)(void *ctx);
-    /* Stores the Session JSON of id (replacing any older value). */
-    int (*put)(void *ctx, const char *id, const char *json, size_t len, int64_t updated_at);
+    /* Stores the Session JSON of id, the version of durable op `opno`,
+     * unless the stored value is of a newer opno (the view never goes back). */
+    int (*put)(void *ctx, const char *id, const char *json, size_t len, int64_t updated_at,
+               int64_t opno);
     /* Reads the Session JSON of id into *json (malloc'd, caller frees);
      * -ENOENT when absent. */
     int (*get)(void *ctx, const char *id, char **json);
@@ -32,8 +34,9 @@ typedef struct gd_kv_ops {
                 int64_t *next_at, char next_id[37]);
     /* Removes id's value (absent is not an error). */
     int (*del)(void *ctx, const char *id);
-    /* Calls fn for every stored id (startup only). */
-    int (*each_id)(void *ctx, void (*fn)(void *arg, const char *id), void *arg);
+    /* Calls fn for every stored id with the opno its value holds (-1 when
+     * unknown: a value written before opnos were kept). Startup only. */
+    int (*each_id)(void *ctx, void (*fn)(void *arg, const char *id, int64_t opno), void *arg);
 } gd_kv_ops;
 
 extern const gd_kv_ops gd_kv_sqlite;

@@ -1,11 +1,14 @@
 /*
  * kv_sqlite — the embedded KV view backend: one SQLite file (kv.db) in the
- * data directory, table kv(id, updated_at, value). The view is regenerable,
- * so it commits with synchronous=NORMAL. Storage thread only.
+ * data directory, table kv(id, updated_at, value, opno). The view is
+ * regenerable, so it commits with synchronous=NORMAL: after a power cut it
+ * may be behind, and the store rewrites what is behind at startup (opno).
+ * The store's read lane only.
  */
 #include "kv.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <jansson.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -21,6 +24,18 @@ typedef struct kv_sqlite {
 
 static void kv_close(void *ctx);
 
+static bool has_opno_column(sqlite3 *db)
+{
+    sqlite3_stmt *q;
+    bool found = false;
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info('kv') WHERE name = 'opno'", -1, &q,
+                           NULL) != SQLITE_OK)
+        return false;
+    found = sqlite3_step(q) == SQLITE_ROW;
+    sqlite3_finalize(q);
+    return found;
+}
+
 static int kv_open(void **out, const char *dir)
 {
     char path[1024];
@@ -35,10 +50,15 @@ static int kv_open(void **out, const char *dir)
                           "NOT NULL, value TEXT NOT NULL) WITHOUT ROWID;"
                           "CREATE INDEX IF NOT EXISTS kv_updated ON kv(updated_at);",
                           NULL, NULL, NULL);
+    if (rc == SQLITE_OK && !has_opno_column(kv->db)) /* a view from before opnos were kept */
+        rc = sqlite3_exec(kv->db, "ALTER TABLE kv ADD COLUMN opno INTEGER", NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(kv->db,
-                                "INSERT OR REPLACE INTO kv(id, updated_at, value) "
-                                "VALUES(?1, ?2, ?3)",
+                                "INSERT INTO kv(id, updated_at, value, opno) "
+                                "VALUES(?1, ?2, ?3, ?4) ON CONFLICT(id) DO UPDATE SET "
+                                "updated_at = excluded.updated_at, value = excluded.value, "
+                                "opno = excluded.opno WHERE kv.opno IS NULL OR "
+                                "kv.opno <= excluded.opno",
                                 -1, &kv->put, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(kv->db, "SELECT value FROM kv WHERE id = ?1", -1, &kv->get, NULL);
@@ -62,12 +82,14 @@ static void kv_close(void *ctx)
     free(kv);
 }
 
-static int kv_put(void *ctx, const char *id, const char *json, size_t len, int64_t updated_at)
+static int kv_put(void *ctx, const char *id, const char *json, size_t len, int64_t updated_at,
+                  int64_t opno)
 {
     kv_sqlite *kv = ctx;
     sqlite3_bind_text(kv->put, 1, id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(kv->put, 2, updated_at);
     sqlite3_bind_text(kv->put, 3, json, (int)len, SQLITE_STATIC);
+    sqlite3_bind_int64(kv->put, 4, opno);
     int rc = sqlite3_step(kv->put);
     sqlite3_reset(kv->put);
     sqlite3_clear_bindings(kv->put);
@@ -97,14 +119,16 @@ static int kv_get(void *ctx, const char *id, char **json)
     return ret;
 }
 
-static int kv_each_id(void *ctx, void (*fn)(void *arg, const char *id), void *arg)
+static int kv_each_id(void *ctx, void (*fn)(void *arg, const char *id, int64_t opno), void *arg)
 {
     kv_sqlite *kv = ctx;
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(kv->db, "SELECT id FROM kv", -1, &st, NULL) != SQLITE_OK) return -EIO;
+    if (sqlite3_prepare_v2(kv->db, "SELECT id, coalesce(opno, -1) FROM kv", -1, &st, NULL) !=
+        SQLITE_OK)
+        return -EIO;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        fn(arg, (const char *)sqlite3_column_text(st, 0));
+        fn(arg, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1));
     sqlite3_finalize(st);
     return rc == SQLITE_DONE ? 0 : -EIO;
 }

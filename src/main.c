@@ -44,7 +44,7 @@ static int gc_main(int argc, char **argv)
         return 1;
     }
     size_t removed = 0;
-    rc = gd_store_recover(st);
+    rc = gd_store_recover(st, GD_DAMAGE_REFUSE, NULL);
     if (rc == 0) rc = gd_store_gc(st, gd_now_ms() - days * 86400000LL, dry, &removed);
     gd_store_close(st);
     if (rc != 0) {

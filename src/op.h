@@ -84,6 +84,7 @@ typedef struct gd_apply_res {
 #define GD_E_SESSION_PUBLISHED "SESSION_PUBLISHED"
 #define GD_E_RATE_LIMITED "RATE_LIMITED"
 #define GD_E_STORAGE_UNAVAILABLE "STORAGE_UNAVAILABLE"
+#define GD_E_SESSION_UNAVAILABLE "SESSION_UNAVAILABLE"
 
 typedef struct gd_op_err {
     const char *code; /* one of GD_E_* */

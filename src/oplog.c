@@ -5,6 +5,8 @@
  */
 #include "oplog.h"
 
+#include "faults.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -195,6 +197,7 @@ size_t gd_oplog_encode(uint8_t **buf, size_t *len, size_t *cap, const uint8_t si
 static int cut_dirty_tail(gd_oplog *log)
 {
     if (!log->dirty) return 0;
+    if (gd_fault("log-truncate")) return -EIO;
     if (ftruncate(log->fd, (off_t)log->size) != 0 || fdatasync(log->fd) != 0) return -errno;
     log->dirty = 0;
     return 0;
@@ -261,11 +264,13 @@ static bool intact_record_after(const uint8_t *map, size_t size, size_t bad)
     return false;
 }
 
-static int damaged(gd_oplog_damage *dmg, const char *path, uint64_t off, const char *what)
+static int damaged(gd_oplog_damage *dmg, const char *path, uint64_t seg, uint64_t off,
+                   const char *what)
 {
     if (dmg) {
         snprintf(dmg->path, sizeof(dmg->path), "%s", path);
         dmg->offset = off;
+        dmg->pos = POS(seg, off);
         dmg->what = what;
     }
     return -EBADMSG;
@@ -298,6 +303,7 @@ int gd_oplog_scan(gd_oplog *log, int64_t from, int64_t to, int repair,
                   int (*fn)(void *arg, const gd_oplog_rec *r), void *arg, gd_oplog_damage *dmg)
 {
     uint64_t lo, hi;
+    if (dmg) dmg->what = NULL;
     int rc = list_segments(log, &lo, &hi);
     if (rc || !hi) return rc;
     if (to != INT64_MAX && POS_SEG(to) < hi) hi = POS_SEG(to);
@@ -306,7 +312,8 @@ int gd_oplog_scan(gd_oplog *log, int64_t from, int64_t to, int repair,
     if (from > 0 && POS_SEG(from) < lo) {
         /* Records this scan must read were deleted. */
         seg_path(log, POS_SEG(from), path, sizeof(path));
-        return damaged(dmg, path, POS_OFF(from), "segment missing (deleted while still needed)");
+        return damaged(dmg, path, POS_SEG(from), POS_OFF(from),
+                       "segment missing (deleted while still needed)");
     }
     for (; seg <= hi; seg++) {
         seg_path(log, seg, path, sizeof(path));
@@ -314,17 +321,17 @@ int gd_oplog_scan(gd_oplog *log, int64_t from, int64_t to, int repair,
         size_t maplen, size;
         rc = map_segment(path, &map, &maplen);
         size = maplen;
-        if (rc == -ENOENT) return damaged(dmg, path, 0, "segment missing from the sequence");
+        if (rc == -ENOENT) return damaged(dmg, path, seg, 0, "segment missing from the sequence");
         if (rc) return rc;
         if (to != INT64_MAX && seg == POS_SEG(to)) {
             if (POS_OFF(to) > size) {
                 if (map) munmap(map, maplen);
-                return damaged(dmg, path, size, "segment shorter than its durable end");
+                return damaged(dmg, path, seg, size, "segment shorter than its durable end");
             }
             size = (size_t)POS_OFF(to); /* past the durable end: not ours to read */
         }
         if (maplen == 0 && seg < hi) /* only the newest segment is ever empty */
-            return damaged(dmg, path, 0, "empty segment before the last one");
+            return damaged(dmg, path, seg, 0, "empty segment before the last one");
         size_t off = seg == POS_SEG(from) ? (size_t)POS_OFF(from) : 0;
         int stop = 0;
         while (off < size && !stop) {
@@ -333,15 +340,18 @@ int gd_oplog_scan(gd_oplog *log, int64_t from, int64_t to, int repair,
                 /* A torn tail only if nothing intact follows, anywhere, and
                  * only at recovery: below a durable end (to) all is acked. */
                 if (to != INT64_MAX || seg != hi || intact_record_after(map, size, off)) {
-                    rc = damaged(dmg, path, off,
+                    rc = damaged(dmg, path, seg, off,
                                  to != INT64_MAX ? "unreadable record before the durable end"
                                  : seg != hi ? "unreadable record in a segment that is not the last"
                                              : "unreadable record followed by intact records");
-                } else if (repair && seg == log->seg && to == INT64_MAX) {
-                    if (ftruncate(log->fd, (off_t)off) != 0 || fdatasync(log->fd) != 0)
-                        rc = -errno;
-                    else
-                        log->size = off;
+                } else {
+                    damaged(dmg, path, seg, off, "torn tail"); /* reported, not an error */
+                    if (repair && seg == log->seg) {
+                        if (ftruncate(log->fd, (off_t)off) != 0 || fdatasync(log->fd) != 0)
+                            rc = -errno;
+                        else
+                            log->size = off;
+                    }
                 }
                 if (map) munmap(map, maplen);
                 return rc;

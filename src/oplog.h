@@ -53,12 +53,20 @@ size_t gd_oplog_encode(uint8_t **buf, size_t *len, size_t *cap, const uint8_t si
 /* Cuts the log back to pos (a position gd_oplog_append returned for the
  * last batch) when a batch fails after its ops were appended. */
 int gd_oplog_cut(gd_oplog *log, int64_t pos);
-/* What gd_oplog_scan found unreadable. */
+/* What gd_oplog_scan found unreadable, or, with rc 0, the torn tail it saw
+ * (what = "torn tail"; pos is where the intact records end). */
 typedef struct gd_oplog_damage {
     char path[1100];  /* the segment file */
     uint64_t offset;  /* of the first unreadable byte in it */
-    const char *what; /* static text: what is wrong */
+    int64_t pos;      /* the same as a log position */
+    const char *what; /* static text: what is wrong; NULL when nothing is */
 } gd_oplog_damage;
+
+/* The segment number of a log position. */
+static inline uint64_t gd_oplog_pos_segment(int64_t pos)
+{
+    return (uint64_t)pos >> 40;
+}
 
 /* Calls fn for every record at or after `from` and before `to` (a position
  * gd_oplog_end returned, or INT64_MAX for everything on disk), in log order;

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "http_api.h"
 #include "log.h"
@@ -176,11 +177,20 @@ int gd_server_run(const gd_config *cfg)
         gd_log(GD_LOG_ERROR, "cannot open the store in %s: %s", cfg->data_dir, strerror(-rc));
         return 1;
     }
-    if ((rc = gd_store_recover(srv->store)) != 0) {
-        gd_log(GD_LOG_ERROR, "crash recovery failed: %s", strerror(-rc));
+    size_t quarantined = 0;
+    gd_damage_policy on_damage =
+        strcmp(cfg->on_damage, "quarantine") == 0 ? GD_DAMAGE_QUARANTINE : GD_DAMAGE_REFUSE;
+    if ((rc = gd_store_recover(srv->store, on_damage, &quarantined)) != 0) {
+        gd_log(GD_LOG_ERROR, "crash recovery failed: %s; not starting",
+               rc == -EBADMSG ? "stored data cannot be read (see above)" : strerror(-rc));
         gd_store_close(srv->store);
         return 1;
     }
+    if (quarantined)
+        gd_log(GD_LOG_ERROR,
+               "recovery set %zu sessions aside in %s/quarantine/ (--on-damage quarantine); "
+               "they answer with an error until the operator acts",
+               quarantined, cfg->data_dir);
     if ((rc = gd_store_each_id(srv->store, collect_id, srv)) != 0) {
         gd_log(GD_LOG_ERROR, "cannot list stored sessions: %s", strerror(-rc));
         gd_store_close(srv->store);
@@ -260,8 +270,17 @@ int gd_server_run(const gd_config *cfg)
     lws_sul_cancel(&srv->tick_sul);
     lws_sul_cancel(&srv->flush_sul);
     srv->shutdown_phase = 3;
-    lws_context_destroy(srv->ctx);
+    /* No new work from here; what is still queued finishes (or is
+     * cancelled) and its callbacks run while the lws context is alive, and
+     * the storage threads are joined before the context goes, so that
+     * their wake-ups never touch freed memory. */
+    gd_store_stop_intake(srv->store);
+    while (gd_store_pending(srv->store) > 0) {
+        if (gd_store_drain(srv->store) == 0) usleep(1000);
+    }
     gd_store_close(srv->store);
+    srv->store = NULL;
+    lws_context_destroy(srv->ctx);
     gd_sessions_free(srv);
     gd_idset_free(&srv->ids);
     free(srv->rate);

@@ -39,9 +39,9 @@ typedef struct gd_metrics {
     uint64_t mutations[GD_OP__COUNT];
     uint64_t rejected_invalid_json, rejected_too_large, rejected_unknown_type,
         rejected_invalid_field, rejected_track_not_found, rejected_too_many_tracks,
-        rejected_published, rejected_rate_limited, rejected_storage;
+        rejected_published, rejected_rate_limited, rejected_storage, rejected_unavailable;
     uint64_t loads_durable, loads_kv, loads_default, evictions, hibernations, kv_writes_requested;
-    uint64_t lagging_closed, budget_evictions;
+    uint64_t lagging_closed, budget_evictions, load_failures;
     size_t mem_estimate; /* sum of mem_bytes of sessions in memory, at the last tick */
     uint64_t sessions_created;
     gd_hist ops_per_commit; /* counts, reusing the bucket machinery */

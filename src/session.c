@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "faults.h"
 #include "hash.h"
+#include "identity.h"
 #include "http_api.h"
 #include "log.h"
 
@@ -26,6 +28,7 @@ typedef struct sender {
     int64_t opno;
     char *client_seq; /* owned JSON text or NULL */
     int64_t at_us;
+    bool rejected; /* refused on this batch's state (a gated error), not an op of it */
 } sender;
 
 struct gd_batch {
@@ -45,8 +48,15 @@ static void rollback(gd_server *srv, gd_session *s, gd_batch *failed);
 static void complete_join(gd_server *srv, gd_session *s, gd_conn *c);
 static void try_kv_flush(gd_server *srv, gd_session *s);
 static gd_msg *build_snapshot(gd_server *srv, gd_session *s, gd_conn *to);
+static void send_error(gd_server *srv, gd_conn *c, const char *code, const char *message,
+                       const char *client_seq, int64_t gate);
 static void session_free(gd_server *srv, gd_session *s);
-static void submit_load(gd_server *srv, gd_session *s);
+static int submit_load(gd_server *srv, gd_session *s);
+static void close_player(gd_conn *c, uint16_t code, const char *reason);
+static void send_snapshot(gd_server *srv, gd_session *s, gd_conn *c);
+static void resync_players(gd_server *srv, gd_session *s);
+static void fail_players(gd_server *srv, gd_session *s, const char *code, const char *message,
+                         int status, const char *body);
 static void kv_put(gd_server *srv, gd_session *s);
 
 /* ---- registry --------------------------------------------------------- */
@@ -233,11 +243,16 @@ static int add_checkpoint(gd_server *srv, gd_session *s, bool track)
     gd_record_write(&buf, &s->rec, true);
     size_t len;
     char *text = gd_buf_steal(&buf, &len);
-    if (!text || batch_reserve(b) != 0 ||
-        gd_job_add_row(b->job, GD_ROW_CKPT, s->id, (int64_t)s->rec.opno, text, len) != 0)
+    if (!text) return -ENOMEM;
+    if (batch_reserve(b) != 0) {
+        free(text);
         return -ENOMEM;
+    }
+    if (gd_job_add_row(b->job, GD_ROW_CKPT, s->id, (int64_t)s->rec.opno, text, len) != 0)
+        return -ENOMEM; /* text was freed */
     if (track) batch_touch(b, s, (int64_t)s->rec.opno);
     s->ckpt_opno = (int64_t)s->rec.opno;
+    s->unfolded_since_ms = 0;
     s->access_dirty = false;
     return 0;
 }
@@ -281,13 +296,22 @@ static void on_commit_done(gd_job *job)
     if (job->rc == 0) {
         int64_t now = gd_now_us();
         for (size_t i = 0; i < b->ns; i++)
-            gd_hist_add(&srv->m.ack_ms, (double)(now - b->senders[i].at_us) / 1000.0);
+            if (!b->senders[i].rejected)
+                gd_hist_add(&srv->m.ack_ms, (double)(now - b->senders[i].at_us) / 1000.0);
         for (size_t i = 0; i < b->nt; i++) {
             gd_session *s = b->touched[i].s;
             s->batch_refs--;
             assert(s->batch_refs >= 0 && b->touched[i].opno <= (int64_t)s->rec.opno);
             if (b->touched[i].opno > s->durable_opno) s->durable_opno = b->touched[i].opno;
             release(srv, s);
+        }
+        /* Sessions whose oldest unfolded record keeps old log segments. */
+        for (int i = 0; i < job->npinned; i++) {
+            gd_session *s = gd_session_find(srv, job->pinned[i]);
+            if (s && s->st == GD_SESS_LIVE && s->ckpt_opno != (int64_t)s->rec.opno) {
+                gd_log(GD_LOG_DEBUG, "session %s: checkpoint (it pins old op log segments)", s->id);
+                add_checkpoint(srv, s, true);
+            }
         }
         for (size_t i = 0; i < b->nt; i++) {
             gd_session *s = b->touched[i].s;
@@ -416,18 +440,27 @@ static void rollback(gd_server *srv, gd_session *s, gd_batch *failed)
 
 /* ---- loading ---------------------------------------------------------- */
 
-static void submit_load(gd_server *srv, gd_session *s)
+/* Submits a load of s (LOADING until it completes). If even that cannot be
+ * allocated, s keeps no state (HIBERNATED: the next access tries again) and
+ * its players and waiters are told, rather than left on a stale state. */
+static int submit_load(gd_server *srv, gd_session *s)
 {
-    gd_job *job = gd_job_new(GD_JOB_LOAD);
+    gd_job *job = gd_fault("load-job") ? NULL : gd_job_new(GD_JOB_LOAD);
     if (!job) {
         gd_log(GD_LOG_ERROR, "session %s: out of memory submitting its load", s->id);
-        return;
+        gd_record_clear(&s->rec);
+        gd_state_init(&s->rec.state);
+        s->st = GD_SESS_HIBERNATED;
+        fail_players(srv, s, GD_E_STORAGE_UNAVAILABLE, "Out of memory loading the session; retry",
+                     503, "{\"error\":\"Out of memory\"}");
+        return -ENOMEM;
     }
     s->st = GD_SESS_LOADING;
     snprintf(job->id, sizeof(job->id), "%s", s->id);
     job->arg = srv;
     job->done = on_load_done;
     gd_store_submit(srv->store, job);
+    return 0;
 }
 
 /* Replays the messages that arrived while c's session was not in memory. */
@@ -448,41 +481,37 @@ static void replay_stalled(gd_server *srv, gd_conn *c)
 
 gd_session *gd_session_acquire(gd_server *srv, const char *id)
 {
+    assert(gd_id_pattern_ok(id, (int)strlen(id))); /* lower-case: one session per id */
     gd_session *s = gd_session_find(srv, id);
     if (s) {
         s->evicting = false; /* wanted again: keep it */
-        if (s->st == GD_SESS_HIBERNATED) submit_load(srv, s);
+        if (s->st == GD_SESS_HIBERNATED && submit_load(srv, s) != 0) return NULL;
         return s;
     }
     s = session_new(id);
-    gd_job *job = gd_job_new(GD_JOB_LOAD);
-    if (!s || !job) {
-        free(s);
-        gd_job_free(job);
-        return NULL;
-    }
-    s->st = GD_SESS_LOADING;
+    if (!s) return NULL;
     s->empty_since_ms = gd_now_ms();
     table_insert(srv, s);
-    snprintf(job->id, sizeof(job->id), "%s", id);
-    job->arg = srv;
-    job->done = on_load_done;
-    gd_store_submit(srv->store, job);
+    if (submit_load(srv, s) != 0) {
+        session_free(srv, s);
+        return NULL;
+    }
     return s;
 }
 
-static void fail_load(gd_server *srv, gd_session *s, int status, const char *body)
+/* Tells every player of s (code, message: an `error` message, then a close
+ * with 1011 so that the client reconnects later) and answers every HTTP
+ * waiter with status and body. The players leave the session. */
+static void fail_players(gd_server *srv, gd_session *s, const char *code, const char *message,
+                         int status, const char *body)
 {
     for (int i = 0; i < s->nplayers; i++) {
         gd_conn *c = s->players[i];
         gd_conn_clear_queue(c);
-        c->closing = true;
-        c->close_code = 1011;
-        c->close_reason = "session unavailable";
         c->session = NULL;
         c->joined = false;
-        lws_rx_flow_control(c->wsi, 1);
-        lws_callback_on_writable(c->wsi);
+        gd_session_send_error(srv, c, code, message, NULL);
+        close_player(c, 1011, "session unavailable");
     }
     s->nplayers = 0;
     for (gd_conn *c = s->waiters, *n; c; c = n) {
@@ -491,6 +520,20 @@ static void fail_load(gd_server *srv, gd_session *s, int status, const char *bod
         gd_http_set_json(c, status, body);
         gd_http_ready(c);
     }
+}
+
+/* A load that failed: nothing is written over what could not be read; the
+ * next request or message tries again. */
+static void fail_load(gd_server *srv, gd_session *s, int rc)
+{
+    if (rc == -EBADMSG || rc == -EUCLEAN)
+        fail_players(srv, s, GD_E_SESSION_UNAVAILABLE,
+                     "This session's stored data cannot be read; nothing was changed", 500,
+                     "{\"error\":\"Session unavailable\",\"message\":\"The session's stored "
+                     "data cannot be read; nothing was changed. The operator has been told.\"}");
+    else
+        fail_players(srv, s, GD_E_STORAGE_UNAVAILABLE, "The session could not be loaded; retry",
+                     503, "{\"error\":\"Storage unavailable\"}");
     if (s->batch_refs == 0) session_free(srv, s);
 }
 
@@ -503,14 +546,20 @@ static void on_load_done(gd_job *job)
         return;
     }
     if (job->rc != 0) {
-        gd_log(GD_LOG_ERROR, "session %s: load failed: %s", s->id, strerror(-job->rc));
-        fail_load(srv, s, 503, "{\"error\":\"Storage unavailable\"}");
+        gd_log(GD_LOG_ERROR, "session %s: load failed: %s", s->id,
+               job->rc == -EBADMSG   ? "stored data cannot be read"
+               : job->rc == -EUCLEAN ? "quarantined"
+                                     : strerror(-job->rc));
+        srv->m.load_failures++;
+        fail_load(srv, s, job->rc);
         gd_job_free(job);
         return;
     }
     gd_load_source src = job->source;
     if (src == GD_SRC_NONE && !gd_idset_has(&srv->ids, s->id)) {
-        fail_load(srv, s, 404, "{\"error\":\"Session not found\"}");
+        fail_players(srv, s, GD_E_SESSION_UNAVAILABLE, "Session not found", 404,
+                     "{\"error\":\"Session not found\"}");
+        if (s->batch_refs == 0) session_free(srv, s);
         gd_job_free(job);
         return;
     }
@@ -526,13 +575,19 @@ static void on_load_done(gd_job *job)
     if (src == GD_SRC_DURABLE) {
         s->durable_opno = (int64_t)s->rec.opno;
         s->ckpt_opno = job->ckpt_opno;
+        s->unfolded_since_ms = s->ckpt_opno != s->durable_opno ? gd_now_ms() : 0;
         srv->m.loads_durable++;
     } else {
         /* The durable store has never seen it: its first row is a checkpoint. */
         s->durable_opno = -1;
         s->kv_opno = src == GD_SRC_KV ? 0 : -1;
-        if (add_checkpoint(srv, s, true) != 0)
+        if (add_checkpoint(srv, s, true) != 0) {
+            /* Without its first checkpoint its ops could never be recovered. */
             gd_log(GD_LOG_ERROR, "session %s: out of memory queueing its checkpoint", s->id);
+            gd_job_free(job);
+            fail_load(srv, s, -ENOMEM);
+            return;
+        }
         gd_sessions_schedule_flush(srv);
         if (src == GD_SRC_KV)
             srv->m.loads_kv++;
@@ -554,11 +609,7 @@ static void on_load_done(gd_job *job)
         if (!c->joined) {
             complete_join(srv, s, c);
         } else {
-            if (s->resync) { /* reloaded after a failed commit */
-                gd_msg *m = build_snapshot(srv, s, c);
-                if (m) gd_session_send(srv, c, m, (int64_t)s->rec.opno);
-                gd_msg_unref(m);
-            }
+            if (s->resync) send_snapshot(srv, s, c); /* reloaded after a failed commit */
             lws_rx_flow_control(c->wsi, 1);
         }
     }
@@ -627,9 +678,11 @@ int gd_session_apply_op(gd_server *srv, gd_session *s, gd_op *op, gd_conn *sende
     }
     assert(b->job->rows[b->job->nrows - 1].opno == (int64_t)s->rec.opno);
     batch_touch(b, s, (int64_t)s->rec.opno);
+    if (!s->unfolded_since_ms) s->unfolded_since_ms = gd_now_ms();
     if (sender)
-        b->senders[b->ns++] = (struct sender){sender->serial, s, (int64_t)s->rec.opno,
-                                              client_seq ? strdup(client_seq) : NULL, gd_now_us()};
+        b->senders[b->ns++] = (struct sender){
+            sender->serial, s,    (int64_t)s->rec.opno, client_seq ? strdup(client_seq) : NULL,
+            gd_now_us(),    false};
     if ((int64_t)s->rec.opno - s->ckpt_opno >= srv->cfg.checkpoint_every)
         add_checkpoint(srv, s, true);
     srv->m.mutations[op->type]++;
@@ -644,10 +697,15 @@ int gd_session_apply_op(gd_server *srv, gd_session *s, gd_op *op, gd_conn *sende
         gd_buf_init(&out);
         gd_op_write_broadcast(&out, &s->rec, op, &res, sender ? sender->player_id : NULL,
                               client_seq);
-        gd_msg *m = out.len ? gd_msg_new(out.p, out.len) : NULL;
+        gd_msg *m =
+            out.len && !out.oom && !gd_fault("broadcast") ? gd_msg_new(out.p, out.len) : NULL;
         gd_buf_free(&out);
-        for (int i = 0; m && i < s->nplayers; i++)
-            if (s->players[i]->joined) gd_session_send(srv, s->players[i], m, *opno);
+        if (!m) {
+            resync_players(srv, s); /* out of memory: never let a player miss a change */
+        } else {
+            for (int i = 0; i < s->nplayers; i++)
+                if (s->players[i]->joined) gd_session_send(srv, s->players[i], m, *opno);
+        }
         gd_msg_unref(m);
     }
     gd_sessions_schedule_flush(srv);
@@ -655,6 +713,31 @@ int gd_session_apply_op(gd_server *srv, gd_session *s, gd_op *op, gd_conn *sende
 }
 
 /* ---- output ----------------------------------------------------------- */
+
+/* Closes c with code once what is queued to it has been sent. */
+static void close_player(gd_conn *c, uint16_t code, const char *reason)
+{
+    if (c->closing) return;
+    c->closing = true;
+    c->close_code = code;
+    c->close_reason = reason;
+    lws_rx_flow_control(c->wsi, 1);
+    lws_callback_on_writable(c->wsi);
+}
+
+/* A broadcast could not be allocated: the players would silently diverge,
+ * so each is told and closed (after what it already has queued); they
+ * reconnect and start again from a fresh snapshot. */
+static void resync_players(gd_server *srv, gd_session *s)
+{
+    gd_log(GD_LOG_ERROR, "session %s: out of memory broadcasting; closing %d players to resync",
+           s->id, s->nplayers);
+    for (int i = 0; i < s->nplayers; i++) {
+        gd_conn *c = s->players[i];
+        gd_session_send_error(srv, c, GD_E_STORAGE_UNAVAILABLE, "Out of memory; reconnect", NULL);
+        close_player(c, 1011, "out of memory");
+    }
+}
 
 void gd_session_send(gd_server *srv, gd_conn *c, gd_msg *m, int64_t gate)
 {
@@ -685,6 +768,25 @@ static void send_buf(gd_server *srv, gd_conn *c, gd_buf *b, int64_t gate)
 void gd_session_send_error(gd_server *srv, gd_conn *c, const char *code, const char *message,
                            const char *client_seq)
 {
+    send_error(srv, c, code, message, client_seq, 0);
+}
+
+/* An error that depends on the session's state (TRACK_NOT_FOUND,
+ * TOO_MANY_TRACKS) is decided on applied state, which may not be durable
+ * yet: gate it like a broadcast, so that it never reveals a change whose
+ * commit could still fail. */
+static void send_error(gd_server *srv, gd_conn *c, const char *code, const char *message,
+                       const char *client_seq, int64_t gate)
+{
+    gd_session *s = c->session;
+    if (s && gate > s->durable_opno) {
+        /* If the batch that holds that state fails, this refusal was wrong
+         * too: the sender then hears STORAGE_UNAVAILABLE instead of it. */
+        gd_batch *b = s->touch_batch ? s->touch_batch : srv->inflight;
+        if (b && batch_reserve(b) == 0)
+            b->senders[b->ns++] = (sender){
+                c->serial, s, gate, client_seq ? strdup(client_seq) : NULL, gd_now_us(), true};
+    }
     gd_buf b;
     gd_buf_init(&b);
     gd_buf_puts(&b, "{\"type\":\"error\",\"code\":");
@@ -693,18 +795,19 @@ void gd_session_send_error(gd_server *srv, gd_conn *c, const char *code, const c
     gd_json_str(&b, message);
     if (client_seq) gd_buf_printf(&b, ",\"clientSeq\":%s", client_seq);
     gd_buf_putc(&b, '}');
-    send_buf(srv, c, &b, 0);
+    send_buf(srv, c, &b, gate);
     gd_buf_free(&b);
     gd_metrics *m = &srv->m;
-    uint64_t *counter = strcmp(code, GD_E_INVALID_JSON) == 0        ? &m->rejected_invalid_json
-                        : strcmp(code, GD_E_MESSAGE_TOO_LARGE) == 0 ? &m->rejected_too_large
-                        : strcmp(code, GD_E_UNKNOWN_TYPE) == 0      ? &m->rejected_unknown_type
-                        : strcmp(code, GD_E_INVALID_FIELD) == 0     ? &m->rejected_invalid_field
-                        : strcmp(code, GD_E_TRACK_NOT_FOUND) == 0   ? &m->rejected_track_not_found
-                        : strcmp(code, GD_E_TOO_MANY_TRACKS) == 0   ? &m->rejected_too_many_tracks
-                        : strcmp(code, GD_E_SESSION_PUBLISHED) == 0 ? &m->rejected_published
-                        : strcmp(code, GD_E_RATE_LIMITED) == 0      ? &m->rejected_rate_limited
-                                                                    : &m->rejected_storage;
+    uint64_t *counter = strcmp(code, GD_E_INVALID_JSON) == 0          ? &m->rejected_invalid_json
+                        : strcmp(code, GD_E_MESSAGE_TOO_LARGE) == 0   ? &m->rejected_too_large
+                        : strcmp(code, GD_E_UNKNOWN_TYPE) == 0        ? &m->rejected_unknown_type
+                        : strcmp(code, GD_E_INVALID_FIELD) == 0       ? &m->rejected_invalid_field
+                        : strcmp(code, GD_E_TRACK_NOT_FOUND) == 0     ? &m->rejected_track_not_found
+                        : strcmp(code, GD_E_TOO_MANY_TRACKS) == 0     ? &m->rejected_too_many_tracks
+                        : strcmp(code, GD_E_SESSION_PUBLISHED) == 0   ? &m->rejected_published
+                        : strcmp(code, GD_E_RATE_LIMITED) == 0        ? &m->rejected_rate_limited
+                        : strcmp(code, GD_E_SESSION_UNAVAILABLE) == 0 ? &m->rejected_unavailable
+                                                                      : &m->rejected_storage;
     (*counter)++;
 }
 
@@ -760,7 +863,12 @@ static gd_msg *build_snapshot(gd_server *srv, gd_session *s, gd_conn *to)
 static void send_snapshot(gd_server *srv, gd_session *s, gd_conn *c)
 {
     gd_msg *m = build_snapshot(srv, s, c);
-    if (m) gd_session_send(srv, c, m, (int64_t)s->rec.opno);
+    if (m) {
+        gd_session_send(srv, c, m, (int64_t)s->rec.opno);
+    } else { /* out of memory: a player without the state must not stay */
+        gd_session_send_error(srv, c, GD_E_STORAGE_UNAVAILABLE, "Out of memory; reconnect", NULL);
+        close_player(c, 1011, "out of memory");
+    }
     gd_msg_unref(m);
 }
 
@@ -888,7 +996,8 @@ static void handle_readonly(gd_server *srv, gd_session *s, gd_conn *c, const cha
             gd_json_num(&b, s->rec.state.tempo);
         }
         gd_buf_putc(&b, '}');
-        send_others(srv, s, NULL, &b, 0);
+        /* playback_started carries the tempo, which may not be durable yet. */
+        send_others(srv, s, NULL, &b, play ? (int64_t)s->rec.opno : 0);
     } else if (strcmp(type, "state_hash") == 0) {
         char h[9] = "";
         gd_state_hash(&s->rec.state, h);
@@ -967,7 +1076,7 @@ void gd_session_on_message(gd_server *srv, gd_conn *c, const char *data, size_t 
         lws_rx_flow_control(c->wsi, 0);
         if (s->st == GD_SESS_HIBERNATED) {
             gd_log(GD_LOG_INFO, "session %s: waking from hibernation", s->id);
-            submit_load(srv, s);
+            submit_load(srv, s); /* on failure c was told and is closing */
         }
         return;
     }
@@ -1011,7 +1120,8 @@ void gd_session_on_message(gd_server *srv, gd_conn *c, const char *data, size_t 
     if (s->rec.immutable) {
         /* mute/solo on a published session: relayed to the players, never stored. */
         if (gd_state_find_track(&s->rec.state, op.track_id) < 0) {
-            gd_session_send_error(srv, c, GD_E_TRACK_NOT_FOUND, "Track not found", client_seq);
+            send_error(srv, c, GD_E_TRACK_NOT_FOUND, "Track not found", client_seq,
+                       (int64_t)s->rec.opno);
         } else {
             gd_buf b;
             gd_buf_init(&b);
@@ -1023,7 +1133,7 @@ void gd_session_on_message(gd_server *srv, gd_conn *c, const char *data, size_t 
     } else {
         int64_t opno;
         if (gd_session_apply_op(srv, s, &op, c, client_seq, &err, &opno) != 0)
-            gd_session_send_error(srv, c, err.code, err.message, client_seq);
+            send_error(srv, c, err.code, err.message, client_seq, (int64_t)s->rec.opno);
     }
     gd_op_clear(&op);
 out:
@@ -1087,27 +1197,10 @@ void gd_session_unwait(gd_conn *c)
 
 /* ---- KV view, eviction, shutdown -------------------------------------- */
 
+/* The store logs the result, and retries a failed write from the durable
+ * store by itself, so the session may already be gone. */
 static void on_kv_done(gd_job *job)
 {
-    gd_server *srv = job->arg;
-    gd_session *s = gd_session_find(srv, job->id);
-    if (job->rc != 0) {
-        /* The durable store stays the truth; the view is written again later. */
-        int n = s ? ++s->kv_failures : 1;
-        int64_t backoff = 500LL << (n < 7 ? n - 1 : 6); /* 0.5 s .. 32 s */
-        gd_log(GD_LOG_WARN,
-               "session %s: KV view write failed (%s, attempt %d); retrying in %lld ms", job->id,
-               strerror(-job->rc), n, (long long)backoff);
-        if (s) {
-            s->kv_opno = -1;
-            s->kv_flush_wanted = true;
-            s->kv_retry_at_ms = gd_now_ms() + backoff;
-        }
-    } else {
-        gd_log(GD_LOG_INFO, "session %s: KV view written (opno %lld)", job->id,
-               (long long)job->ckpt_opno);
-        if (s) s->kv_failures = 0;
-    }
     gd_job_free(job);
 }
 
@@ -1139,8 +1232,7 @@ static void kv_put(gd_server *srv, gd_session *s)
 static void try_kv_flush(gd_server *srv, gd_session *s)
 {
     if (s->st != GD_SESS_LIVE || s->durable_opno != (int64_t)s->rec.opno)
-        return;                                  /* retried from release() when the batch commits */
-    if (s->kv_retry_at_ms > gd_now_ms()) return; /* backing off after a failure: the tick retries */
+        return; /* retried from release() when the batch commits */
     s->kv_flush_wanted = false;
     if (s->kv_opno != (int64_t)s->rec.opno) kv_put(srv, s);
 }
@@ -1246,10 +1338,13 @@ void gd_sessions_tick(gd_server *srv)
             n = s->hnext;
             if (s->st == GD_SESS_LIVE && !s->evicting && s->ckpt_opno != (int64_t)s->rec.opno &&
                 s->durable_opno == (int64_t)s->rec.opno &&
-                now - s->last_op_ms >= (int64_t)srv->cfg.checkpoint_idle * 1000) {
-                /* Quiet for a while: fold its ops so the op log can be trimmed. */
-                gd_log(GD_LOG_DEBUG, "session %s: checkpoint after %ds without ops", s->id,
-                       srv->cfg.checkpoint_idle);
+                (now - s->last_op_ms >= (int64_t)srv->cfg.checkpoint_idle * 1000 ||
+                 (s->unfolded_since_ms &&
+                  now - s->unfolded_since_ms >= (int64_t)srv->cfg.checkpoint_max_age * 1000))) {
+                /* Quiet for a while, or ops out of a checkpoint for too long
+                 * (a trickle): fold them so the op log can be trimmed. */
+                gd_log(GD_LOG_DEBUG, "session %s: checkpoint (ops unfolded for %llds)", s->id,
+                       (long long)(now - s->unfolded_since_ms) / 1000);
                 add_checkpoint(srv, s, true);
             }
             if (s->st == GD_SESS_LIVE && s->nplayers && !s->waiters && !s->batch_refs &&
@@ -1265,8 +1360,6 @@ void gd_sessions_tick(gd_server *srv)
                 continue;
             }
             if (s->kv_flush_wanted && s->st == GD_SESS_LIVE) try_kv_flush(srv, s);
-            if (s->kv_failures && s->kv_retry_at_ms > now)
-                continue; /* keep it in memory until its view is written */
             if (s->evicting || s->st != GD_SESS_LIVE || s->nplayers || s->waiters ||
                 s->batch_refs || s->durable_opno != (int64_t)s->rec.opno ||
                 now - s->empty_since_ms < after)
@@ -1289,8 +1382,8 @@ bool gd_sessions_flush_all(gd_server *srv)
                 done = false;
                 continue;
             }
-            if (s->kv_opno != (int64_t)s->rec.opno && s->kv_retry_at_ms <= gd_now_ms())
-                kv_put(srv, s); /* failures back off, so shutdown retries a few times */
+            if (s->kv_opno != (int64_t)s->rec.opno)
+                kv_put(srv, s); /* if it fails, the store rewrites it at the next start */
             if (s->ckpt_opno != (int64_t)s->rec.opno || s->access_dirty) {
                 add_checkpoint(srv, s, true);
                 done = false;

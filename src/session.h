@@ -41,14 +41,13 @@ struct gd_session {
     size_t touch_idx;      /* this session's entry in touch_batch */
     int64_t empty_since_ms;
     bool kv_flush_wanted;
-    bool evicting;          /* idle; freed once its final checkpoint is durable */
-    bool resync;            /* send every player a snapshot when the load completes */
-    bool access_dirty;      /* lastAccessedAt changed since the last checkpoint */
-    int kv_failures;        /* consecutive failed KV view writes */
-    int64_t kv_retry_at_ms; /* no KV write before this (backoff) */
-    int64_t last_active_ms; /* last op, join, leave or REST read: the LRU order */
-    int64_t last_op_ms;     /* when its last op was applied */
-    size_t mem_bytes;       /* estimate of the memory its state holds */
+    bool evicting;             /* idle; freed once its final checkpoint is durable */
+    bool resync;               /* send every player a snapshot when the load completes */
+    bool access_dirty;         /* lastAccessedAt changed since the last checkpoint */
+    int64_t unfolded_since_ms; /* when its oldest op not in a checkpoint was applied; 0: none */
+    int64_t last_active_ms;    /* last op, join, leave or REST read: the LRU order */
+    int64_t last_op_ms;        /* when its last op was applied */
+    size_t mem_bytes;          /* estimate of the memory its state holds */
 };
 
 int gd_sessions_init(gd_server *srv);

@@ -1,74 +1,120 @@
 /*
  * store — see store.h. SQLite result codes stay inside this file and are
- * mapped to -EIO / -ENOSPC at its boundary; extended codes are logged.
+ * mapped to -EIO / -ENOSPC / -EBADMSG at its boundary; extended codes are
+ * logged.
  *
  * Layout: ops go to the append-only op log (oplog.c: one write and one
  * fdatasync per group commit, no page written twice); checkpoints go to
- * SQLite, sessions(id, opno, record), in WAL mode with synchronous=FULL.
- * `unfolded` maps each session with log records newer than its checkpoint
- * to the position of the first; it changes only after a commit succeeds, so
- * it always describes what is on disk. Every 64 commits the log segments
- * older than every unfolded record are deleted. Loads read the checkpoint,
- * plus that session's log records when `unfolded` has it.
+ * SQLite, sessions(id, opno, record, crc), in WAL mode with
+ * synchronous=FULL. `unfolded` maps each session with log records newer
+ * than its checkpoint to the position of the first; it changes only after a
+ * commit succeeds, so it always describes what is on disk. Every 64 commits
+ * the log segments older than every unfolded record are deleted, unless a
+ * read-lane scan is under way. Loads read the unfolded entry and the durable
+ * end first, then the checkpoint, then that session's log records below the
+ * end: whatever commits in between, that is a consistent prefix.
+ *
+ * meta(key, value) holds two log positions: log_end, the end of the log at
+ * the last checkpoint transaction, and recovered_through, the end of the log
+ * the last recovery folded. Log records of a session without a checkpoint
+ * row are the leftovers of a creation whose commit never finished (they lie
+ * after log_end, or before recovered_through when that recovery could not
+ * delete them); anywhere else they mean a lost row, which is damage.
  *
  * Fault injection: when the environment names GROOVED_FAULT_FILE and that
  * file exists, every commit fails with -EIO before touching the database;
- * GROOVED_KV_FAULT_FILE does the same for KV view writes.
- * Tests use it to simulate a failing disk without root or a full mount.
+ * GROOVED_KV_FAULT_FILE does the same for KV view writes; faults.h has the
+ * finer sites. GROOVED_TEST_READ_DELAY_MS makes the read lane sleep before
+ * each job (tests of what may happen while a read is slow).
+ * Tests use them to simulate a failing disk without root or a full mount.
  */
 #include "store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "faults.h"
 #include "idset.h"
-#include "oplog.h"
 #include "log.h"
 #include "op.h"
+#include "oplog.h"
+
+enum { LANE_COMMIT = 0, LANE_READ = 1, NLANES };
+
+typedef struct lane {
+    gd_store *st;
+    pthread_t thread;
+    bool started;
+    pthread_cond_t cv; /* with st->mu */
+    gd_job *head, *tail;
+    int id;
+} lane;
+
+/* A KV view the read lane must rewrite from the durable store. */
+typedef struct behind {
+    char id[37];
+    int64_t due_ms; /* monotonic */
+    int attempts;   /* failed writes so far */
+} behind;
 
 struct gd_store {
-    sqlite3 *db;
-    sqlite3_stmt *put_ckpt, *get_ckpt;
-    gd_oplog *log;
-    uint8_t *recbuf; /* the records of one commit, reused */
-    size_t reclen, reccap;
-    gd_idset unfolded; /* storage thread only */
-    int commits_since_trim;
+    char dir[1024];
     const gd_kv_ops *kv;
-    void *kv_ctx;
+    void *kv_ctx; /* read lane (startup: the loop, before the lanes run) */
     void (*wake)(void *);
     void *wake_arg;
     const char *fault_file;    /* tests: commits fail while this file exists */
     const char *kv_fault_file; /* tests: KV view writes fail while this file exists */
+    int read_delay_ms;         /* tests: the read lane sleeps this long before each job */
     int lock_fd;               /* flock on <dir>/LOCK: one process per data directory */
 
-    pthread_t thread;
-    bool started;
-    pthread_mutex_t mu; /* guards everything below */
-    pthread_cond_t cv;
-    gd_job *todo_head, *todo_tail;
+    /* Commit lane (and startup). */
+    sqlite3 *db;
+    sqlite3_stmt *put_ckpt, *put_meta, *get_ckpt_w;
+    gd_oplog *log;
+    uint8_t *recbuf; /* the records of one commit, reused */
+    size_t reclen, reccap;
+    int commits_since_trim;
+    uint64_t pin_seg; /* the segment when pinned sessions were last looked for */
+
+    /* Read lane. */
+    sqlite3 *rdb;
+    sqlite3_stmt *get_ckpt, *get_quarantine;
+    behind *behind;
+    size_t nbehind, capbehind;
+
+    /* Shared between the lanes, guarded by fold_mu. */
+    pthread_mutex_t fold_mu;
+    gd_idset unfolded;   /* written by the commit lane */
+    int64_t durable_end; /* the log's end after the last successful commit */
+    int scans;           /* read-lane scans under way: no trimming meanwhile */
+
+    /* Guarded by mu. */
+    pthread_mutex_t mu;
+    lane lanes[NLANES];
     gd_job *done_head, *done_tail;
-    bool stopping;
+    bool stopping, intake_stopped;
     int pending;
     gd_store_stats stats;
 };
 
-static void *storage_main(void *arg);
+static void *lane_main(void *arg);
 static void run_commit(gd_store *st, gd_job *job);
 static void run_load(gd_store *st, gd_job *job);
 static void run_kv_put(gd_store *st, gd_job *job);
 static void run_kv_list(gd_store *st, gd_job *job);
-static int map_rc(gd_store *st, int rc, const char *what);
+static void rewrite_behind(gd_store *st, behind *b);
+static int map_rc(sqlite3 *db, int rc, const char *what);
 
 int64_t gd_now_us(void)
 {
@@ -120,32 +166,126 @@ void gd_job_free(gd_job *job)
     for (size_t i = 0; i < job->nrows; i++)
         free(job->rows[i].text);
     free(job->rows);
+    free(job->pinned);
     free(job->text);
     gd_record_clear(&job->rec);
     free(job);
 }
 
-static int map_rc(gd_store *st, int rc, const char *what)
+/* A corrupt database file is damage (-EBADMSG), not an I/O error. */
+static int map_rc(sqlite3 *db, int rc, const char *what)
 {
     if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW) return 0;
-    gd_log(GD_LOG_ERROR, "store: %s failed: %s (extended code %d)", what, sqlite3_errmsg(st->db),
-           sqlite3_extended_errcode(st->db));
-    return (rc & 0xff) == SQLITE_FULL ? -ENOSPC : -EIO;
+    gd_log(GD_LOG_ERROR, "store: %s failed: %s (extended code %d)", what, sqlite3_errmsg(db),
+           sqlite3_extended_errcode(db));
+    switch (rc & 0xff) {
+    case SQLITE_FULL:
+        return -ENOSPC;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        return -EBADMSG;
+    default:
+        return -EIO;
+    }
+}
+
+static int64_t monotonic_ms(void)
+{
+    return gd_now_us() / 1000;
+}
+
+/* ---- opening ---------------------------------------------------------- */
+
+static bool has_column(sqlite3 *db, const char *table, const char *column)
+{
+    sqlite3_stmt *q;
+    bool found = false;
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2", -1, &q,
+                           NULL) != SQLITE_OK)
+        return false;
+    sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, column, -1, SQLITE_STATIC);
+    found = sqlite3_step(q) == SQLITE_ROW;
+    sqlite3_finalize(q);
+    return found;
+}
+
+static int open_db(gd_store *st, const char *path)
+{
+    int rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(st->db,
+                          "PRAGMA journal_mode=WAL;"
+                          "PRAGMA synchronous=FULL;"
+                          "PRAGMA wal_autocheckpoint=4000;"
+                          "CREATE TABLE IF NOT EXISTS sessions(id TEXT PRIMARY KEY, opno INTEGER "
+                          "NOT NULL, record TEXT NOT NULL) WITHOUT ROWID;"
+                          "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER "
+                          "NOT NULL) WITHOUT ROWID;"
+                          "CREATE TABLE IF NOT EXISTS quarantine(id TEXT PRIMARY KEY, at INTEGER "
+                          "NOT NULL, reason TEXT NOT NULL, dir TEXT NOT NULL) WITHOUT ROWID;",
+                          NULL, NULL, NULL);
+    /* Checkpoints written before they carried a CRC keep a NULL one. */
+    if (rc == SQLITE_OK && !has_column(st->db, "sessions", "crc"))
+        rc = sqlite3_exec(st->db, "ALTER TABLE sessions ADD COLUMN crc INTEGER", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(st->db,
+                                "INSERT OR REPLACE INTO sessions(id, opno, record, crc) "
+                                "VALUES(?1, ?2, ?3, ?4)",
+                                -1, &st->put_ckpt, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(st->db, "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)",
+                                -1, &st->put_meta, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(st->db, "SELECT opno, record, crc FROM sessions WHERE id = ?1", -1,
+                                &st->get_ckpt_w, NULL);
+    /* The read lane's own connection: WAL readers never block the writer. */
+    if (rc == SQLITE_OK) rc = sqlite3_open_v2(path, &st->rdb, SQLITE_OPEN_READWRITE, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(st->rdb, "SELECT opno, record, crc FROM sessions WHERE id = ?1", -1,
+                                &st->get_ckpt, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(st->rdb, "SELECT reason, dir FROM quarantine WHERE id = ?1", -1,
+                                &st->get_quarantine, NULL);
+    if (rc != SQLITE_OK) {
+        gd_log(GD_LOG_ERROR, "store: cannot open %s: %s", path,
+               st->db ? sqlite3_errmsg(st->db) : "out of memory");
+        return -EIO;
+    }
+    return 0;
 }
 
 int gd_store_open(gd_store **out, const char *dir, const gd_kv_ops *kv, void (*wake)(void *),
                   void *wake_arg)
 {
     *out = NULL;
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        gd_log(GD_LOG_ERROR, "store: cannot create data directory %s: %s", dir, strerror(errno));
-        return -errno;
+    if (mkdir(dir, 0755) == 0) {
+        /* A new data directory: its entry must survive a power cut. */
+        char parent[1024];
+        snprintf(parent, sizeof(parent), "%s", dir);
+        char *slash = strrchr(parent, '/');
+        if (slash == parent)
+            parent[1] = '\0';
+        else if (slash)
+            *slash = '\0';
+        else
+            snprintf(parent, sizeof(parent), ".");
+        int rc = gd_fsync_dir(parent);
+        if (rc) {
+            gd_log(GD_LOG_ERROR, "store: cannot sync %s: %s", parent, strerror(-rc));
+            return rc;
+        }
+    } else if (errno != EEXIST) {
+        int rc = -errno;
+        gd_log(GD_LOG_ERROR, "store: cannot create data directory %s: %s", dir, strerror(-rc));
+        return rc;
     }
     gd_store *st = calloc(1, sizeof(*st));
     if (!st) return -ENOMEM;
-    char lockpath[1024];
-    snprintf(lockpath, sizeof(lockpath), "%s/LOCK", dir);
-    st->lock_fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    snprintf(st->dir, sizeof(st->dir), "%s", dir);
+    char path[1100];
+    snprintf(path, sizeof(path), "%s/LOCK", dir);
+    st->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (st->lock_fd < 0 || flock(st->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         int err = errno;
         gd_log(GD_LOG_ERROR, "store: data directory %s is in use by another grooved (%s)", dir,
@@ -155,37 +295,26 @@ int gd_store_open(gd_store **out, const char *dir, const gd_kv_ops *kv, void (*w
         return err == EWOULDBLOCK ? -EBUSY : -err;
     }
     pthread_mutex_init(&st->mu, NULL);
-    pthread_cond_init(&st->cv, NULL);
+    pthread_mutex_init(&st->fold_mu, NULL);
+    for (int i = 0; i < NLANES; i++) {
+        st->lanes[i].st = st;
+        st->lanes[i].id = i;
+        pthread_cond_init(&st->lanes[i].cv, NULL);
+    }
+    gd_idset_init(&st->unfolded);
     st->kv = kv;
     st->wake = wake;
     st->wake_arg = wake_arg;
     st->fault_file = getenv("GROOVED_FAULT_FILE");
     st->kv_fault_file = getenv("GROOVED_KV_FAULT_FILE");
+    const char *delay = getenv("GROOVED_TEST_READ_DELAY_MS");
+    st->read_delay_ms = delay ? atoi(delay) : 0;
 
-    char path[1024];
     snprintf(path, sizeof(path), "%s/durable.db", dir);
-    int rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_exec(st->db,
-                          "PRAGMA journal_mode=WAL;"
-                          "PRAGMA synchronous=FULL;"
-                          "PRAGMA wal_autocheckpoint=4000;"
-                          "CREATE TABLE IF NOT EXISTS sessions(id TEXT PRIMARY KEY, opno INTEGER "
-                          "NOT NULL, record TEXT NOT NULL) WITHOUT ROWID;",
-                          NULL, NULL, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(st->db,
-                                "INSERT OR REPLACE INTO sessions(id, opno, record) "
-                                "VALUES(?1, ?2, ?3)",
-                                -1, &st->put_ckpt, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(st->db, "SELECT opno, record FROM sessions WHERE id = ?1", -1,
-                                &st->get_ckpt, NULL);
-    if (rc != SQLITE_OK) {
-        gd_log(GD_LOG_ERROR, "store: cannot open %s: %s", path,
-               st->db ? sqlite3_errmsg(st->db) : "out of memory");
+    int rc = open_db(st, path);
+    if (rc) {
         gd_store_close(st);
-        return -EIO;
+        return rc;
     }
     const char *seg = getenv("GROOVED_LOG_SEGMENT_BYTES"); /* tests: force rotation */
     if ((rc = gd_oplog_open(&st->log, dir, seg ? strtoull(seg, NULL, 10) : 64u << 20)) != 0) {
@@ -193,7 +322,15 @@ int gd_store_open(gd_store **out, const char *dir, const gd_kv_ops *kv, void (*w
         gd_store_close(st);
         return rc;
     }
+    st->durable_end = gd_oplog_end(st->log);
+    st->pin_seg = gd_oplog_pos_segment(st->durable_end);
     if ((rc = kv->open(&st->kv_ctx, dir)) != 0) {
+        gd_store_close(st);
+        return rc;
+    }
+    /* The files SQLite and the KV view may just have created. */
+    if ((rc = gd_fsync_dir(dir)) != 0) {
+        gd_log(GD_LOG_ERROR, "store: cannot sync %s: %s", dir, strerror(-rc));
         gd_store_close(st);
         return rc;
     }
@@ -201,66 +338,125 @@ int gd_store_open(gd_store **out, const char *dir, const gd_kv_ops *kv, void (*w
     return 0;
 }
 
+typedef struct each_ctx {
+    void (*fn)(void *arg, const char *id);
+    void *arg;
+} each_ctx;
+
+static void each_kv_id(void *arg, const char *id, int64_t opno)
+{
+    (void)opno;
+    each_ctx *e = arg;
+    e->fn(e->arg, id);
+}
+
 int gd_store_each_id(gd_store *st, void (*fn)(void *arg, const char *id), void *arg)
 {
-    sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(st->db, "SELECT id FROM sessions", -1, &q, NULL) != SQLITE_OK)
-        return -EIO;
-    int rc;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
-        fn(arg, (const char *)sqlite3_column_text(q, 0));
-    sqlite3_finalize(q);
-    if (rc != SQLITE_DONE) return -EIO;
-    return st->kv->each_id(st->kv_ctx, fn, arg);
+    /* Quarantined sessions are known too: they answer with an error, not 404. */
+    static const char *const queries[] = {"SELECT id FROM sessions", "SELECT id FROM quarantine"};
+    for (size_t i = 0; i < 2; i++) {
+        sqlite3_stmt *q;
+        if (sqlite3_prepare_v2(st->db, queries[i], -1, &q, NULL) != SQLITE_OK) return -EIO;
+        int rc;
+        while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+            fn(arg, (const char *)sqlite3_column_text(q, 0));
+        sqlite3_finalize(q);
+        if (rc != SQLITE_DONE) return map_rc(st->db, rc, "list sessions");
+    }
+    each_ctx e = {fn, arg};
+    return st->kv->each_id(st->kv_ctx, each_kv_id, &e);
 }
+
+/* ---- lanes ------------------------------------------------------------ */
 
 int gd_store_start(gd_store *st)
 {
-    int rc = pthread_create(&st->thread, NULL, storage_main, st);
-    if (rc != 0) return -rc;
-    st->started = true;
+    for (int i = 0; i < NLANES; i++) {
+        int rc = pthread_create(&st->lanes[i].thread, NULL, lane_main, &st->lanes[i]);
+        if (rc != 0) return -rc;
+        st->lanes[i].started = true;
+    }
     return 0;
 }
 
 void gd_store_close(gd_store *st)
 {
     if (!st) return;
-    if (st->started) {
-        pthread_mutex_lock(&st->mu);
-        st->stopping = true;
-        pthread_cond_signal(&st->cv);
-        pthread_mutex_unlock(&st->mu);
-        pthread_join(st->thread, NULL);
-    }
+    pthread_mutex_lock(&st->mu);
+    st->stopping = true;
+    for (int i = 0; i < NLANES; i++)
+        pthread_cond_signal(&st->lanes[i].cv);
+    pthread_mutex_unlock(&st->mu);
+    for (int i = 0; i < NLANES; i++)
+        if (st->lanes[i].started) pthread_join(st->lanes[i].thread, NULL);
     for (gd_job *j = st->done_head, *n; j; j = n) {
         n = j->next;
         gd_job_free(j);
     }
+    if (st->nbehind)
+        gd_log(GD_LOG_WARN,
+               "store: %zu KV views are behind the durable store; they are rewritten at the "
+               "next start",
+               st->nbehind);
+    free(st->behind);
     sqlite3_finalize(st->put_ckpt);
+    sqlite3_finalize(st->put_meta);
+    sqlite3_finalize(st->get_ckpt_w);
     sqlite3_finalize(st->get_ckpt);
+    sqlite3_finalize(st->get_quarantine);
     gd_oplog_close(st->log);
     gd_idset_free(&st->unfolded);
     free(st->recbuf);
+    sqlite3_close(st->rdb);
     sqlite3_close(st->db);
     if (st->kv_ctx) st->kv->close(st->kv_ctx);
+    for (int i = 0; i < NLANES; i++)
+        pthread_cond_destroy(&st->lanes[i].cv);
     pthread_mutex_destroy(&st->mu);
-    pthread_cond_destroy(&st->cv);
-    close(st->lock_fd); /* releases the flock */
+    pthread_mutex_destroy(&st->fold_mu);
+    if (st->lock_fd >= 0) close(st->lock_fd); /* releases the flock */
     free(st);
+}
+
+/* Caller holds mu. */
+static void push_done(gd_store *st, gd_job *job)
+{
+    job->next = NULL;
+    if (st->done_tail)
+        st->done_tail->next = job;
+    else
+        st->done_head = job;
+    st->done_tail = job;
+}
+
+void gd_store_stop_intake(gd_store *st)
+{
+    pthread_mutex_lock(&st->mu);
+    st->intake_stopped = true;
+    pthread_mutex_unlock(&st->mu);
 }
 
 void gd_store_submit(gd_store *st, gd_job *job)
 {
     job->next = NULL;
     job->submitted_us = gd_now_us();
+    lane *l = &st->lanes[job->type == GD_JOB_COMMIT ? LANE_COMMIT : LANE_READ];
     pthread_mutex_lock(&st->mu);
-    if (st->todo_tail)
-        st->todo_tail->next = job;
-    else
-        st->todo_head = job;
-    st->todo_tail = job;
     st->pending++;
-    pthread_cond_signal(&st->cv);
+    if (st->intake_stopped) {
+        job->rc = -ECANCELED;
+        job->finished_us = job->submitted_us;
+        push_done(st, job);
+        pthread_mutex_unlock(&st->mu);
+        if (st->wake) st->wake(st->wake_arg);
+        return;
+    }
+    if (l->tail)
+        l->tail->next = job;
+    else
+        l->head = job;
+    l->tail = job;
+    pthread_cond_signal(&l->cv);
     pthread_mutex_unlock(&st->mu);
 }
 
@@ -299,22 +495,55 @@ void gd_store_get_stats(gd_store *st, gd_store_stats *out)
     pthread_mutex_unlock(&st->mu);
 }
 
-static void *storage_main(void *arg)
+/* The read lane's earliest due KV rewrite (monotonic ms), or -1. */
+static int64_t next_behind_due(const gd_store *st, size_t *at)
 {
-    gd_store *st = arg;
-    for (;;) {
-        pthread_mutex_lock(&st->mu);
-        while (!st->todo_head && !st->stopping)
-            pthread_cond_wait(&st->cv, &st->mu);
-        gd_job *job = st->todo_head;
-        if (!job) { /* stopping and drained */
-            pthread_mutex_unlock(&st->mu);
-            return NULL;
+    int64_t due = -1;
+    for (size_t i = 0; i < st->nbehind; i++) {
+        if (due < 0 || st->behind[i].due_ms < due) {
+            due = st->behind[i].due_ms;
+            *at = i;
         }
-        st->todo_head = job->next;
-        if (!st->todo_head) st->todo_tail = NULL;
-        pthread_mutex_unlock(&st->mu);
+    }
+    return due;
+}
 
+static void *lane_main(void *arg)
+{
+    lane *l = arg;
+    gd_store *st = l->st;
+    for (;;) {
+        size_t due_at = 0;
+        pthread_mutex_lock(&st->mu);
+        for (;;) {
+            if (l->head || st->stopping) break;
+            int64_t due = l->id == LANE_READ ? next_behind_due(st, &due_at) : -1;
+            if (due >= 0 && due <= monotonic_ms()) break;
+            if (due < 0) {
+                pthread_cond_wait(&l->cv, &st->mu);
+            } else {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                int64_t wait_ms = due - monotonic_ms();
+                ts.tv_sec += wait_ms / 1000;
+                ts.tv_nsec += (wait_ms % 1000) * 1000000;
+                if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
+                pthread_cond_timedwait(&l->cv, &st->mu, &ts);
+            }
+        }
+        gd_job *job = l->head;
+        if (job) {
+            l->head = job->next;
+            if (!l->head) l->tail = NULL;
+        }
+        bool stop = !job && st->stopping;
+        pthread_mutex_unlock(&st->mu);
+        if (stop) return NULL;
+        if (l->id == LANE_READ && st->read_delay_ms) usleep((useconds_t)st->read_delay_ms * 1000);
+        if (!job) { /* a KV view to rewrite, and nothing else to do */
+            rewrite_behind(st, &st->behind[due_at]);
+            continue;
+        }
         switch (job->type) {
         case GD_JOB_COMMIT:
             run_commit(st, job);
@@ -330,35 +559,75 @@ static void *storage_main(void *arg)
             break;
         }
         job->finished_us = gd_now_us();
-
         pthread_mutex_lock(&st->mu);
-        job->next = NULL;
-        if (st->done_tail)
-            st->done_tail->next = job;
-        else
-            st->done_head = job;
-        st->done_tail = job;
+        push_done(st, job);
         pthread_mutex_unlock(&st->mu);
         st->wake(st->wake_arg);
     }
 }
 
-static int step_reset(gd_store *st, sqlite3_stmt *s, const char *what)
+/* ---- the commit lane -------------------------------------------------- */
+
+static int step_reset(sqlite3 *db, sqlite3_stmt *s, const char *what)
 {
     int rc = sqlite3_step(s);
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
-    return map_rc(st, rc, what);
+    return map_rc(db, rc, what);
 }
 
-/* Deletes the log segments that every session has folded into a checkpoint. */
-static int trim_log(gd_store *st)
+static int put_meta(gd_store *st, const char *key, int64_t value)
 {
+    sqlite3_bind_text(st->put_meta, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st->put_meta, 2, value);
+    return step_reset(st->db, st->put_meta, "write meta");
+}
+
+static int put_checkpoint(gd_store *st, const char *id, int64_t opno, const char *text, size_t len)
+{
+    sqlite3_bind_text(st->put_ckpt, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st->put_ckpt, 2, opno);
+    sqlite3_bind_text(st->put_ckpt, 3, text, (int)len, SQLITE_STATIC);
+    sqlite3_bind_int64(st->put_ckpt, 4, gd_crc32((const uint8_t *)text, len));
+    return step_reset(st->db, st->put_ckpt, "write checkpoint");
+}
+
+/* Deletes the log segments that every session has folded into a
+ * checkpoint, and names the sessions whose oldest unfolded record is more
+ * than one segment behind the newest (they keep old segments alive: the
+ * loop checkpoints them). Skipped while a read-lane scan might need them. */
+static void trim_log(gd_store *st, gd_job *job, bool force_pin_check)
+{
+    uint64_t cur = gd_oplog_pos_segment(gd_oplog_end(st->log));
+    bool trim = ++st->commits_since_trim >= 64;
+    bool pin = force_pin_check || cur != st->pin_seg || trim;
+    if (!trim && !pin) return;
+    pthread_mutex_lock(&st->fold_mu);
     int64_t keep = INT64_MAX;
-    for (size_t i = 0; i < st->unfolded.cap; i++)
-        if (st->unfolded.slots[i].used && st->unfolded.slots[i].val < keep)
-            keep = st->unfolded.slots[i].val;
-    return gd_oplog_trim(st->log, keep);
+    for (size_t i = 0; i < st->unfolded.cap; i++) {
+        const gd_idslot *e = &st->unfolded.slots[i];
+        if (!e->used) continue;
+        if (e->val < keep) keep = e->val;
+        if (pin && gd_oplog_pos_segment(e->val) + 1 < cur && job->npinned < GD_MAX_PINNED) {
+            if (!job->pinned && !(job->pinned = calloc(GD_MAX_PINNED, sizeof(*job->pinned))))
+                continue;
+            static const char hex[] = "0123456789abcdef";
+            char *o = job->pinned[job->npinned++];
+            for (int k = 0, w = 0; k < 16; k++) {
+                if (k == 4 || k == 6 || k == 8 || k == 10) o[w++] = '-';
+                o[w++] = hex[e->key[k] >> 4];
+                o[w++] = hex[e->key[k] & 15];
+                o[w] = '\0';
+            }
+        }
+    }
+    if (pin && job->npinned < GD_MAX_PINNED) st->pin_seg = cur;
+    if (trim && st->scans == 0) {
+        st->commits_since_trim = 0;
+        int rc = gd_oplog_trim(st->log, keep);
+        if (rc) gd_log(GD_LOG_WARN, "store: op log trim failed: %s", strerror(-rc));
+    }
+    pthread_mutex_unlock(&st->fold_mu);
 }
 
 static void run_commit(gd_store *st, gd_job *job)
@@ -401,37 +670,48 @@ static void run_commit(gd_store *st, gd_job *job)
         }
         appended = true;
     }
-    /* 2. The checkpoints, in one SQLite transaction. */
+    /* 2. The checkpoints, in one SQLite transaction that also records where
+     * the log ended (see log_end above). */
     if (ckpts) {
-        rc = map_rc(st, sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL), "begin");
+        rc = map_rc(st->db, sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL), "begin");
+        if (rc == 0 && gd_fault("checkpoint-commit")) {
+            gd_log(GD_LOG_WARN, "store: injected checkpoint failure (checkpoint-commit)");
+            rc = -EIO;
+        }
         for (size_t i = 0; rc == 0 && i < job->nrows; i++) {
             gd_row *r = &job->rows[i];
-            if (r->kind != GD_ROW_CKPT) continue;
-            sqlite3_bind_text(st->put_ckpt, 1, r->id, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(st->put_ckpt, 2, r->opno);
-            sqlite3_bind_text(st->put_ckpt, 3, r->text, (int)r->len, SQLITE_STATIC);
-            rc = step_reset(st, st->put_ckpt, "write checkpoint");
+            if (r->kind == GD_ROW_CKPT) rc = put_checkpoint(st, r->id, r->opno, r->text, r->len);
         }
-        if (rc == 0) rc = map_rc(st, sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL), "commit");
+        if (rc == 0) rc = put_meta(st, "log_end", gd_oplog_end(st->log));
+        if (rc == 0)
+            rc = map_rc(st->db, sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL), "commit");
         if (rc != 0 && !sqlite3_get_autocommit(st->db))
             sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-        if (rc != 0 && appended) /* the batch fails whole: take its ops back */
-            gd_oplog_cut(st->log, pos);
+        if (rc != 0 && appended) { /* the batch fails whole: take its ops back */
+            int cut = gd_oplog_cut(st->log, pos);
+            if (cut)
+                gd_log(GD_LOG_ERROR,
+                       "store: cannot take back the failed batch's ops (%s); appends wait "
+                       "until they are gone",
+                       strerror(-cut));
+        }
     }
     /* 3. Only what is now on disk changes the fold map, in row order: a
      * checkpoint folds everything before it; a later op opens a new range. */
-    for (size_t i = 0; rc == 0 && i < job->nrows; i++) {
-        gd_row *r = &job->rows[i];
-        int64_t cur;
-        if (r->kind == GD_ROW_CKPT)
-            gd_idset_remove(&st->unfolded, r->id);
-        else if (!gd_idset_get(&st->unfolded, r->id, &cur) &&
-                 gd_idset_put(&st->unfolded, r->id, pos + (int64_t)offsets[i]) != 0)
-            st->commits_since_trim = INT32_MIN; /* out of memory: never trim, never lose ops */
-    }
-    if (rc == 0 && ++st->commits_since_trim >= 64) {
-        st->commits_since_trim = 0;
-        if (trim_log(st) != 0) gd_log(GD_LOG_WARN, "store: op log trim failed");
+    if (rc == 0) {
+        pthread_mutex_lock(&st->fold_mu);
+        for (size_t i = 0; i < job->nrows; i++) {
+            gd_row *r = &job->rows[i];
+            int64_t cur;
+            if (r->kind == GD_ROW_CKPT)
+                gd_idset_remove(&st->unfolded, r->id);
+            else if (!gd_idset_get(&st->unfolded, r->id, &cur) &&
+                     gd_idset_put(&st->unfolded, r->id, pos + (int64_t)offsets[i]) != 0)
+                st->commits_since_trim = INT32_MIN; /* out of memory: never trim, never lose ops */
+        }
+        st->durable_end = gd_oplog_end(st->log);
+        pthread_mutex_unlock(&st->fold_mu);
+        trim_log(st, job, false);
     }
 out:
     free(offsets);
@@ -449,9 +729,59 @@ out:
     pthread_mutex_unlock(&st->mu);
 }
 
+/* ---- reading: checkpoints, replay, loads ------------------------------ */
+
+/*
+ * Reads id's checkpoint with `get` into *rec. Returns 0, -ENOENT when there
+ * is no row, -EBADMSG when a row exists but cannot be read (why says what is
+ * wrong), or another -errno.
+ */
+static int read_checkpoint(sqlite3 *db, sqlite3_stmt *get, const char *id, gd_record *rec,
+                           int64_t *opno, char *why, size_t whylen)
+{
+    sqlite3_bind_text(get, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(get);
+    if (rc == SQLITE_DONE) {
+        rc = -ENOENT;
+    } else if (rc != SQLITE_ROW) {
+        rc = map_rc(db, rc, "read checkpoint");
+        snprintf(why, whylen, "the checkpoint row cannot be read (%s)", sqlite3_errmsg(db));
+    } else {
+        *opno = sqlite3_column_int64(get, 0);
+        const char *text = (const char *)sqlite3_column_blob(get, 1);
+        size_t len = (size_t)sqlite3_column_bytes(get, 1);
+        bool has_crc = sqlite3_column_type(get, 2) != SQLITE_NULL;
+        uint32_t crc = (uint32_t)sqlite3_column_int64(get, 2);
+        json_error_t jerr;
+        json_t *j = NULL;
+        rc = -EBADMSG;
+        if (!text) {
+            snprintf(why, whylen, "the checkpoint is empty");
+        } else if (has_crc && gd_crc32((const uint8_t *)text, len) != crc) {
+            snprintf(why, whylen, "the checkpoint fails its CRC");
+        } else if (!(j = json_loadb(text, len, JSON_DECODE_INT_AS_REAL, &jerr))) {
+            snprintf(why, whylen, "the checkpoint does not parse: %s (at byte %d)", jerr.text,
+                     jerr.position);
+        } else if (gd_record_from_json(j, rec) != 0) {
+            snprintf(why, whylen, "the checkpoint is not a valid session record");
+        } else if (strcmp(rec->id, id) != 0 || (int64_t)rec->opno != *opno) {
+            snprintf(why, whylen, "the checkpoint names session %s at op %llu", rec->id,
+                     (unsigned long long)rec->opno);
+            gd_record_clear(rec);
+        } else {
+            rc = 0;
+        }
+        json_decref(j);
+    }
+    sqlite3_reset(get);
+    sqlite3_clear_bindings(get);
+    return rc;
+}
+
 /* Applies one log record of rec's own session onto rec: ops already in rec
  * are skipped (1), the next one is applied (0), anything else cannot be
- * replayed (< 0). The same gd_apply as live sessions. */
+ * replayed (-EILSEQ: a gap; -EINVAL: the op does not parse or apply). The
+ * same gd_apply as live sessions. */
 static int replay_record(gd_record *rec, const gd_oplog_rec *r)
 {
     if (r->opno <= rec->opno) return 1;
@@ -467,80 +797,140 @@ static int replay_record(gd_record *rec, const gd_oplog_rec *r)
     return rc ? -EINVAL : 0;
 }
 
+static void describe_replay_failure(int rc, const gd_oplog_rec *r, uint64_t have, char *why,
+                                    size_t whylen)
+{
+    if (rc == -EILSEQ)
+        snprintf(why, whylen, "op %u follows op %llu (a gap) at log position %lld", r->opno,
+                 (unsigned long long)have, (long long)r->pos);
+    else
+        snprintf(why, whylen, "op %u at log position %lld does not replay", r->opno,
+                 (long long)r->pos);
+}
+
 typedef struct load_scan {
-    gd_job *job;
+    gd_record *rec;
     uint8_t sid[16];
+    int replayed;
+    int rc;
+    char *why;
+    size_t whylen;
 } load_scan;
 
 static int load_record(void *arg, const gd_oplog_rec *r)
 {
     load_scan *ls = arg;
     if (memcmp(r->sid, ls->sid, 16) != 0) return 0;
-    int rc = replay_record(&ls->job->rec, r);
+    uint64_t have = ls->rec->opno;
+    int rc = replay_record(ls->rec, r);
     if (rc < 0) {
-        gd_log(GD_LOG_ERROR, "store: session %s: op %u does not replay (%s)", ls->job->id, r->opno,
-               rc == -EILSEQ ? "gap" : "invalid");
+        describe_replay_failure(rc, r, have, ls->why, ls->whylen);
+        ls->rc = -EBADMSG;
         return 1;
     }
-    ls->job->replayed += rc == 0;
+    ls->replayed += rc == 0;
     return 0;
 }
 
-/* Recovery of one session: checkpoint, then replay of every later op. */
+/*
+ * The durable state of id: its checkpoint plus the log records after it,
+ * below the durable end. Read lane only. Returns 0 (*found false when the
+ * durable store has no such session), -EBADMSG with why filled, -EUCLEAN
+ * when it is quarantined, or another -errno.
+ */
+static int load_durable(gd_store *st, const char *id, gd_record *rec, int64_t *ckpt_opno,
+                        int *replayed, bool *found, char *why, size_t whylen)
+{
+    *found = false;
+    *replayed = 0;
+    sqlite3_bind_text(st->get_quarantine, 1, id, -1, SQLITE_STATIC);
+    int q = sqlite3_step(st->get_quarantine);
+    if (q == SQLITE_ROW)
+        snprintf(why, whylen, "quarantined: %s (see %s)",
+                 (const char *)sqlite3_column_text(st->get_quarantine, 0),
+                 (const char *)sqlite3_column_text(st->get_quarantine, 1));
+    sqlite3_reset(st->get_quarantine);
+    sqlite3_clear_bindings(st->get_quarantine);
+    if (q == SQLITE_ROW) return -EUCLEAN;
+    if (q != SQLITE_DONE) return map_rc(st->rdb, q, "read quarantine");
+
+    /* The fold map first, then the checkpoint: see the comment at the top. */
+    int64_t from = 0, end;
+    pthread_mutex_lock(&st->fold_mu);
+    bool unfolded = gd_idset_get(&st->unfolded, id, &from);
+    end = st->durable_end;
+    st->scans++;
+    pthread_mutex_unlock(&st->fold_mu);
+
+    int rc = read_checkpoint(st->rdb, st->get_ckpt, id, rec, ckpt_opno, why, whylen);
+    if (rc == -ENOENT && unfolded) {
+        snprintf(why, whylen, "the op log has records of it but durable.db has no checkpoint");
+        rc = -EBADMSG;
+    } else if (rc == 0) {
+        *found = true;
+        if (unfolded) {
+            load_scan ls = {.rec = rec, .why = why, .whylen = whylen};
+            gd_id_pack(id, ls.sid);
+            gd_oplog_damage dmg;
+            rc = gd_oplog_scan(st->log, from, end, 0, load_record, &ls, &dmg);
+            if (rc == -EBADMSG)
+                snprintf(why, whylen, "op log damaged: %s at offset %llu: %s", dmg.path,
+                         (unsigned long long)dmg.offset, dmg.what);
+            else if (rc == 0)
+                rc = ls.rc;
+            *replayed = ls.replayed;
+        }
+        if (rc != 0) gd_record_clear(rec);
+    }
+    pthread_mutex_lock(&st->fold_mu);
+    st->scans--;
+    pthread_mutex_unlock(&st->fold_mu);
+    return rc == -ENOENT ? 0 : rc;
+}
+
+/* Loads one session: the durable store first, the KV view for sessions that
+ * were never live here. Anything that exists but cannot be read fails. */
 static void run_load(gd_store *st, gd_job *job)
 {
-    json_error_t jerr;
-    json_t *j = NULL;
-    int rc;
+    char why[512] = "";
+    bool found;
     job->source = GD_SRC_NONE;
-    sqlite3_bind_text(st->get_ckpt, 1, job->id, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st->get_ckpt);
-    if (rc == SQLITE_ROW) {
-        job->ckpt_opno = sqlite3_column_int64(st->get_ckpt, 0);
-        j = json_loads((const char *)sqlite3_column_text(st->get_ckpt, 1), JSON_DECODE_INT_AS_REAL,
-                       &jerr);
-    }
-    rc = map_rc(st, rc, "read checkpoint");
-    sqlite3_reset(st->get_ckpt);
-    sqlite3_clear_bindings(st->get_ckpt);
-    if (rc != 0) goto out;
-    if (j) {
-        if (gd_record_from_json(j, &job->rec) != 0) {
-            gd_log(GD_LOG_ERROR, "store: session %s: checkpoint does not parse", job->id);
-            rc = -EIO;
-            goto out;
-        }
+    int rc = load_durable(st, job->id, &job->rec, &job->ckpt_opno, &job->replayed, &found, why,
+                          sizeof(why));
+    if (rc == 0 && found) {
         job->source = GD_SRC_DURABLE;
-        int64_t from;
-        if (!gd_idset_get(&st->unfolded, job->id, &from))
-            goto out; /* the checkpoint holds every op of this session */
-        load_scan ls = {.job = job};
-        gd_id_pack(job->id, ls.sid);
-        rc = gd_oplog_scan(st->log, from, gd_oplog_end(st->log), 0, load_record, &ls, NULL);
-        goto out;
-    }
-    /* Never live here: fall back to the KV view. */
-    char *text = NULL;
-    rc = st->kv->get(st->kv_ctx, job->id, &text);
-    if (rc == 0) {
-        json_t *kj = json_loads(text, JSON_DECODE_INT_AS_REAL, &jerr);
-        if (kj && gd_record_from_json(kj, &job->rec) == 0) {
-            job->source = GD_SRC_KV;
-            job->rec.opno = 0;
-        } else {
-            gd_log(GD_LOG_WARN, "store: session %s: KV value does not parse", job->id);
+    } else if (rc == 0) {
+        char *text = NULL;
+        rc = st->kv->get(st->kv_ctx, job->id, &text);
+        if (rc == 0) {
+            json_error_t jerr;
+            json_t *kj = json_loads(text, JSON_DECODE_INT_AS_REAL, &jerr);
+            if (kj && gd_record_from_json(kj, &job->rec) == 0 &&
+                strcmp(job->rec.id, job->id) == 0) {
+                job->source = GD_SRC_KV;
+                job->rec.opno = 0;
+            } else {
+                gd_record_clear(&job->rec);
+                snprintf(why, sizeof(why), "its KV view value (kv.db) does not parse");
+                rc = -EBADMSG;
+            }
+            json_decref(kj);
+        } else if (rc == -ENOENT) {
+            rc = 0;
         }
-        json_decref(kj);
+        free(text);
     }
-    free(text);
-    rc = rc == -ENOENT ? 0 : rc;
-out:
-    json_decref(j);
+    if (rc == -EBADMSG || rc == -EUCLEAN)
+        gd_log(GD_LOG_ERROR, "session %s: stored data cannot be read, load refused: %s (in %s)",
+               job->id, why, st->dir);
     job->rc = rc;
     pthread_mutex_lock(&st->mu);
     st->stats.loads++;
+    if (rc) st->stats.load_failures++;
     pthread_mutex_unlock(&st->mu);
 }
+
+/* ---- the KV view ------------------------------------------------------ */
 
 static void run_kv_list(gd_store *st, gd_job *job)
 {
@@ -558,23 +948,123 @@ static void run_kv_list(gd_store *st, gd_job *job)
     job->text = gd_buf_steal(&b, &job->len);
 }
 
-/* One attempt: a failed KV write is retried by the loop with backoff
- * (session.c), never by sleeping here, where it would delay every commit. */
-static void run_kv_put(gd_store *st, gd_job *job)
+static int kv_write(gd_store *st, const char *id, const char *text, size_t len, int64_t updated_at,
+                    int64_t opno)
 {
-    int rc;
-    if (st->kv_fault_file && access(st->kv_fault_file, F_OK) == 0)
-        rc = -EIO;
-    else
-        rc = st->kv->put(st->kv_ctx, job->id, job->text, job->len, job->updated_at);
-    job->rc = rc;
+    if (st->kv_fault_file && access(st->kv_fault_file, F_OK) == 0) return -EIO;
+    return st->kv->put(st->kv_ctx, id, text, len, updated_at, opno);
+}
+
+static behind *find_behind(gd_store *st, const char *id)
+{
+    for (size_t i = 0; i < st->nbehind; i++)
+        if (strcmp(st->behind[i].id, id) == 0) return &st->behind[i];
+    return NULL;
+}
+
+static void drop_behind(gd_store *st, behind *b)
+{
+    *b = st->behind[--st->nbehind];
     pthread_mutex_lock(&st->mu);
-    if (rc == 0)
-        st->stats.kv_puts++;
-    else
-        st->stats.kv_failures++;
+    st->stats.kv_behind = st->nbehind;
     pthread_mutex_unlock(&st->mu);
 }
+
+/* Remembers that id's KV view is behind; the read lane rewrites it from the
+ * durable store after a backoff of 0.5 s, doubling to 32 s. */
+static void mark_behind(gd_store *st, const char *id, int rc)
+{
+    behind *b = find_behind(st, id);
+    if (!b) {
+        if (st->nbehind == st->capbehind) {
+            size_t cap = st->capbehind ? st->capbehind * 2 : 16;
+            behind *p = realloc(st->behind, cap * sizeof(*p));
+            if (!p) {
+                gd_log(GD_LOG_ERROR, "session %s: KV view left behind (out of memory)", id);
+                return;
+            }
+            st->behind = p;
+            st->capbehind = cap;
+        }
+        b = &st->behind[st->nbehind++];
+        snprintf(b->id, sizeof(b->id), "%s", id);
+        b->attempts = 0;
+    }
+    int64_t backoff = 0;
+    if (rc) {
+        b->attempts++;
+        backoff = 500LL << (b->attempts < 7 ? b->attempts - 1 : 6); /* 0.5 s .. 32 s */
+        gd_log(GD_LOG_WARN,
+               "session %s: KV view write failed (%s, attempt %d); retrying in %lld ms", id,
+               strerror(-rc), b->attempts, (long long)backoff);
+    }
+    b->due_ms = monotonic_ms() + backoff;
+    pthread_mutex_lock(&st->mu);
+    st->stats.kv_behind = st->nbehind;
+    if (rc) st->stats.kv_failures++;
+    pthread_mutex_unlock(&st->mu);
+}
+
+/* One attempt: a failed KV write is retried later from the durable store
+ * (rewrite_behind), never by sleeping here. */
+static void run_kv_put(gd_store *st, gd_job *job)
+{
+    int rc = kv_write(st, job->id, job->text, job->len, job->updated_at, job->ckpt_opno);
+    job->rc = rc;
+    if (rc == 0) {
+        behind *b = find_behind(st, job->id);
+        if (b) drop_behind(st, b);
+        gd_log(GD_LOG_INFO, "session %s: KV view written (opno %lld)", job->id,
+               (long long)job->ckpt_opno);
+        pthread_mutex_lock(&st->mu);
+        st->stats.kv_puts++;
+        pthread_mutex_unlock(&st->mu);
+    } else {
+        mark_behind(st, job->id, rc);
+    }
+}
+
+/* Rewrites one KV view that is behind from the durable state. */
+static void rewrite_behind(gd_store *st, behind *b)
+{
+    char id[37], why[512] = "";
+    snprintf(id, sizeof(id), "%s", b->id);
+    gd_record rec;
+    memset(&rec, 0, sizeof(rec));
+    gd_state_init(&rec.state);
+    int64_t ckpt;
+    int replayed;
+    bool found;
+    int rc = load_durable(st, id, &rec, &ckpt, &replayed, &found, why, sizeof(why));
+    if (rc == 0 && found) {
+        gd_buf buf;
+        gd_buf_init(&buf);
+        gd_record_write(&buf, &rec, false);
+        rc =
+            buf.oom ? -ENOMEM : kv_write(st, id, buf.p, buf.len, rec.updated_at, (int64_t)rec.opno);
+        gd_buf_free(&buf);
+        if (rc == 0) {
+            gd_log(GD_LOG_INFO, "session %s: KV view written (opno %llu)", id,
+                   (unsigned long long)rec.opno);
+            pthread_mutex_lock(&st->mu);
+            st->stats.kv_puts++;
+            pthread_mutex_unlock(&st->mu);
+        }
+    } else if (rc != 0 && rc != -EIO && rc != -ENOMEM) {
+        /* Damaged or quarantined: there is nothing right to write. */
+        gd_log(GD_LOG_ERROR, "session %s: KV view not rewritten: %s", id, why);
+        rc = 0;
+    }
+    gd_record_clear(&rec);
+    b = find_behind(st, id);
+    if (!b) return;
+    if (rc == 0)
+        drop_behind(st, b);
+    else
+        mark_behind(st, id, rc);
+}
+
+/* ---- recovery --------------------------------------------------------- */
 
 static void format_id(const uint8_t *b, char out[37])
 {
@@ -583,9 +1073,18 @@ static void format_id(const uint8_t *b, char out[37])
              b[14], b[15]);
 }
 
+typedef enum { REC_OK, REC_ORPHAN, REC_DAMAGED } rec_state;
+
 typedef struct recovering {
+    char id[37];
     gd_record rec;
-    bool ok;
+    rec_state state;
+    bool has_row;
+    int64_t first_pos;
+    size_t nrecords;
+    char why[512];
+    uint8_t *raw; /* quarantine: this session's log records, as the log holds them */
+    size_t rawlen, rawcap;
 } recovering;
 
 typedef struct recovery {
@@ -594,119 +1093,355 @@ typedef struct recovery {
     recovering *recs;
     size_t n, cap, rows;
     int rc;
+    bool collect_raw; /* second pass: copy the records of damaged sessions */
 } recovery;
 
-/* Folds one log record into its session's record, loading the session's
- * checkpoint the first time it is seen. */
+static recovering *recovery_session(recovery *rv, const char *id)
+{
+    int64_t at;
+    if (gd_idset_get(&rv->index, id, &at)) return &rv->recs[at];
+    if (rv->n == rv->cap) {
+        size_t cap = rv->cap ? rv->cap * 2 : 64;
+        recovering *p = realloc(rv->recs, cap * sizeof(*p));
+        if (!p) return NULL;
+        rv->recs = p;
+        rv->cap = cap;
+    }
+    if (gd_idset_put(&rv->index, id, (int64_t)rv->n) != 0) return NULL;
+    recovering *r = &rv->recs[rv->n++];
+    memset(r, 0, sizeof(*r));
+    snprintf(r->id, sizeof(r->id), "%s", id);
+    gd_state_init(&r->rec.state);
+    int64_t opno;
+    int rc =
+        read_checkpoint(rv->st->db, rv->st->get_ckpt_w, id, &r->rec, &opno, r->why, sizeof(r->why));
+    r->has_row = rc != -ENOENT;
+    r->state = rc == 0 ? REC_OK : rc == -ENOENT ? REC_ORPHAN : REC_DAMAGED;
+    if (rc != 0 && rc != -ENOENT && rc != -EBADMSG) rv->rc = rc; /* cannot even read: stop */
+    return r;
+}
+
+/* Pass 1: folds one log record into its session's record, reading the
+ * session's checkpoint the first time it is seen. */
 static int recover_record(void *arg, const gd_oplog_rec *r)
 {
     recovery *rv = arg;
-    gd_store *st = rv->st;
     char id[37];
     format_id(r->sid, id);
-    rv->rows++;
-    int64_t at;
-    if (!gd_idset_get(&rv->index, id, &at)) {
-        if (rv->n == rv->cap) {
-            size_t cap = rv->cap ? rv->cap * 2 : 64;
-            recovering *p = realloc(rv->recs, cap * sizeof(*p));
-            if (!p) {
-                rv->rc = -ENOMEM;
-                return 1;
-            }
-            rv->recs = p;
-            rv->cap = cap;
-        }
-        at = (int64_t)rv->n++;
-        recovering *nr = &rv->recs[at];
-        memset(nr, 0, sizeof(*nr));
-        gd_state_init(&nr->rec.state);
-        if (gd_idset_put(&rv->index, id, at) != 0) {
+    recovering *rr = rv->collect_raw ? NULL : recovery_session(rv, id);
+    if (rv->collect_raw) {
+        int64_t at;
+        if (!gd_idset_get(&rv->index, id, &at) || rv->recs[at].state != REC_DAMAGED) return 0;
+        rr = &rv->recs[at];
+        if (!gd_oplog_encode(&rr->raw, &rr->rawlen, &rr->rawcap, r->sid, r->opno, r->op,
+                             r->oplen)) {
             rv->rc = -ENOMEM;
             return 1;
         }
-        sqlite3_bind_text(st->get_ckpt, 1, id, -1, SQLITE_STATIC);
-        if (sqlite3_step(st->get_ckpt) == SQLITE_ROW) {
-            json_error_t jerr;
-            json_t *j = json_loads((const char *)sqlite3_column_text(st->get_ckpt, 1),
-                                   JSON_DECODE_INT_AS_REAL, &jerr);
-            nr->ok = j && gd_record_from_json(j, &nr->rec) == 0;
-            json_decref(j);
-        }
-        sqlite3_reset(st->get_ckpt);
-        sqlite3_clear_bindings(st->get_ckpt);
-        if (!nr->ok)
-            gd_log(GD_LOG_WARN,
-                   "recovery: session %s has log records but no checkpoint "
-                   "(its creation was never acknowledged)",
-                   id);
+        return 0;
     }
-    recovering *rr = &rv->recs[at];
-    if (rr->ok) {
+    if (!rr) {
+        rv->rc = -ENOMEM;
+        return 1;
+    }
+    if (rv->rc) return 1;
+    rv->rows++;
+    if (rr->nrecords++ == 0) rr->first_pos = r->pos;
+    if (rr->state == REC_OK) {
+        uint64_t have = rr->rec.opno;
         int prc = replay_record(&rr->rec, r);
-        if (prc < 0)
-            gd_log(GD_LOG_ERROR, "recovery: session %s: op %u does not replay (%s)", id, r->opno,
-                   prc == -EILSEQ ? "gap" : "invalid");
+        if (prc < 0) {
+            describe_replay_failure(prc, r, have, rr->why, sizeof(rr->why));
+            rr->state = REC_DAMAGED;
+        }
     }
     return 0;
 }
 
+static int write_file(const char *path, const void *data, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return -errno;
+    int rc = 0;
+    size_t done = 0;
+    while (rc == 0 && done < len) {
+        ssize_t n = write(fd, (const char *)data + done, len - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0)
+            rc = n < 0 ? -errno : -EIO;
+        else
+            done += (size_t)n;
+    }
+    if (rc == 0 && fsync(fd) != 0) rc = -errno;
+    close(fd);
+    return rc;
+}
+
+/* Copies a damaged session's checkpoint row (as stored) and log records to
+ * <dir>/quarantine/<id>.<ms>/ with a REPORT, all durable before the log that
+ * held the records is deleted. Fills qdir. */
+static int quarantine_session(gd_store *st, recovering *r, char *qdir, size_t qlen)
+{
+    char base[1100], path[1300];
+    snprintf(base, sizeof(base), "%s/quarantine", st->dir);
+    bool made = mkdir(base, 0755) == 0;
+    if (!made && errno != EEXIST) return -errno;
+    int rc = made ? gd_fsync_dir(st->dir) : 0;
+    snprintf(qdir, qlen, "%s/%s.%lld", base, r->id, (long long)gd_now_ms());
+    if (rc == 0 && mkdir(qdir, 0755) != 0) rc = -errno;
+    if (rc == 0) rc = gd_fsync_dir(base);
+    if (rc == 0) {
+        snprintf(path, sizeof(path), "%s/records.log", qdir);
+        rc = write_file(path, r->raw ? (const void *)r->raw : "", r->rawlen);
+    }
+    if (rc == 0 && r->has_row) {
+        sqlite3_stmt *q;
+        rc = map_rc(
+            st->db,
+            sqlite3_prepare_v2(st->db, "SELECT record FROM sessions WHERE id = ?1", -1, &q, NULL),
+            "read checkpoint for quarantine");
+        if (rc == 0) {
+            sqlite3_bind_text(q, 1, r->id, -1, SQLITE_STATIC);
+            if (sqlite3_step(q) == SQLITE_ROW) {
+                snprintf(path, sizeof(path), "%s/checkpoint.json", qdir);
+                rc =
+                    write_file(path, sqlite3_column_blob(q, 0), (size_t)sqlite3_column_bytes(q, 0));
+            }
+            sqlite3_finalize(q);
+        }
+    }
+    if (rc == 0) {
+        char report[2048];
+        int n = snprintf(report, sizeof(report),
+                         "session %s was set aside at startup (--on-damage quarantine).\n"
+                         "why: %s\n"
+                         "records.log: its %zu op log records, in the op log's record format\n"
+                         "checkpoint.json: its checkpoint row as stored in durable.db%s\n"
+                         "Its checkpoint row in durable.db was left as it was; grooved answers "
+                         "requests for it with an error while it is listed in the quarantine "
+                         "table of durable.db.\n",
+                         r->id, r->why, r->nrecords, r->has_row ? "" : " (there was none)");
+        snprintf(path, sizeof(path), "%s/REPORT", qdir);
+        rc = write_file(path, report, (size_t)n < sizeof(report) ? (size_t)n : sizeof(report));
+    }
+    if (rc == 0) rc = gd_fsync_dir(qdir);
+    return rc;
+}
+
+typedef struct kv_opnos {
+    gd_idset opno; /* id -> opno the KV view holds */
+} kv_opnos;
+
+static void note_kv_opno(void *arg, const char *id, int64_t opno)
+{
+    kv_opnos *k = arg;
+    gd_idset_put(&k->opno, id, opno);
+}
+
+/* Queues a rewrite of every KV view that is behind its durable checkpoint
+ * (a write that failed, or was lost with the page cache: kv.db is written
+ * with synchronous=NORMAL). The read lane does them once it runs. */
+static int find_behind_views(gd_store *st)
+{
+    kv_opnos k;
+    gd_idset_init(&k.opno);
+    int rc = st->kv->each_id(st->kv_ctx, note_kv_opno, &k);
+    sqlite3_stmt *q = NULL;
+    if (rc == 0)
+        rc = map_rc(st->db,
+                    sqlite3_prepare_v2(st->db, "SELECT id, opno FROM sessions", -1, &q, NULL),
+                    "list checkpoints");
+    size_t n = 0;
+    while (rc == 0) {
+        int step = sqlite3_step(q);
+        if (step != SQLITE_ROW) {
+            rc = step == SQLITE_DONE ? 0 : map_rc(st->db, step, "list checkpoints");
+            break;
+        }
+        const char *id = (const char *)sqlite3_column_text(q, 0);
+        int64_t kv;
+        if (!gd_idset_get(&k.opno, id, &kv) || kv < sqlite3_column_int64(q, 1)) {
+            mark_behind(st, id, 0);
+            n++;
+        }
+    }
+    sqlite3_finalize(q);
+    gd_idset_free(&k.opno);
+    if (n) gd_log(GD_LOG_INFO, "recovery: %zu KV views are behind; rewriting them", n);
+    return rc;
+}
+
+static int64_t get_meta(gd_store *st, const char *key)
+{
+    sqlite3_stmt *q;
+    int64_t v = 0;
+    if (sqlite3_prepare_v2(st->db, "SELECT value FROM meta WHERE key = ?1", -1, &q, NULL) !=
+        SQLITE_OK)
+        return 0;
+    sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+    if (sqlite3_step(q) == SQLITE_ROW) v = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    return v;
+}
+
 /*
- * Crash recovery, at startup before the storage thread runs: replays every
- * intact op log record onto its session's checkpoint (through gd_apply, in
- * log order; a torn tail is cut off), writes the results as new checkpoints
- * in one transaction, then deletes the log and refreshes the KV view of
- * those sessions. A crash during recovery leaves the log in place, and
- * replay skips what a newer checkpoint already holds.
+ * Crash recovery, at startup before the lanes run: replays every intact op
+ * log record onto its session's checkpoint (through gd_apply, in log
+ * order), writes the results as new checkpoints in one transaction, then
+ * deletes the log and refreshes the KV view of those sessions. A crash
+ * during recovery leaves the log in place, and replay skips what a newer
+ * checkpoint already holds. Nothing is changed unless every record folds
+ * or the operator chose quarantine for the sessions whose records do not.
  */
-int gd_store_recover(gd_store *st)
+int gd_store_recover(gd_store *st, gd_damage_policy policy, size_t *quarantined)
 {
     int64_t t0 = gd_now_us();
     recovery rv = {.st = st};
     gd_idset_init(&rv.index);
-    int rc = gd_oplog_scan(st->log, 0, INT64_MAX, 1, recover_record, &rv, NULL);
+    size_t nquar = 0;
+    gd_oplog_damage dmg;
+    int64_t log_end = get_meta(st, "log_end"), recovered = get_meta(st, "recovered_through");
+    int rc = gd_oplog_scan(st->log, 0, INT64_MAX, 0, recover_record, &rv, &dmg);
+    if (rc == -EBADMSG) {
+        gd_log(GD_LOG_ERROR,
+               "recovery: the op log is damaged: %s at offset %llu: %s. The records it hides "
+               "cannot be attributed to sessions, so grooved will not start; restore the data "
+               "directory from a backup (grooved changed nothing)",
+               dmg.path, (unsigned long long)dmg.offset, dmg.what);
+        goto done;
+    }
     if (rc == 0) rc = rv.rc;
-    if (rc == 0 && rv.rows > 0) {
-        rc = map_rc(st, sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL), "begin");
+    if (rc) goto done;
+    bool torn = dmg.what != NULL;
+    if (torn)
+        gd_log(GD_LOG_WARN,
+               "recovery: torn tail of the op log at %s offset %llu (never "
+               "acknowledged); it is dropped",
+               dmg.path, (unsigned long long)dmg.offset);
+
+    /* Log records with no checkpoint row: an unfinished creation, or a lost row. */
+    size_t ndamaged = 0, norphans = 0;
+    for (size_t i = 0; i < rv.n; i++) {
+        recovering *r = &rv.recs[i];
+        if (r->state == REC_ORPHAN) {
+            if (r->first_pos >= log_end || r->first_pos < recovered) {
+                norphans++;
+                gd_log(GD_LOG_WARN,
+                       "recovery: session %s: %zu log records of a creation that never "
+                       "committed (never acknowledged); dropped",
+                       r->id, r->nrecords);
+            } else {
+                r->state = REC_DAMAGED;
+                snprintf(r->why, sizeof(r->why),
+                         "the op log has %zu records of it but durable.db lost its checkpoint",
+                         r->nrecords);
+            }
+        }
+        if (r->state == REC_DAMAGED) {
+            ndamaged++;
+            gd_log(GD_LOG_ERROR, "recovery: session %s cannot be recovered: %s (in %s)", r->id,
+                   r->why, st->dir);
+        }
+    }
+    if (ndamaged && policy != GD_DAMAGE_QUARANTINE) {
+        gd_log(GD_LOG_ERROR,
+               "recovery: %zu sessions cannot be recovered (listed above); grooved changed "
+               "nothing and will not start. Restore the data directory from a backup, or "
+               "start with --on-damage quarantine to set those sessions aside",
+               ndamaged);
+        rc = -EBADMSG;
+        goto done;
+    }
+    char(*qdirs)[1200] = NULL;
+    if (ndamaged) {
+        rv.collect_raw = true;
+        rc = gd_oplog_scan(st->log, 0, INT64_MAX, 0, recover_record, &rv, NULL);
+        if (rc == 0) rc = rv.rc;
+        qdirs = calloc(rv.n, sizeof(*qdirs));
+        if (rc == 0 && !qdirs) rc = -ENOMEM;
         for (size_t i = 0; rc == 0 && i < rv.n; i++) {
-            if (!rv.recs[i].ok) continue;
+            if (rv.recs[i].state != REC_DAMAGED) continue;
+            rc = quarantine_session(st, &rv.recs[i], qdirs[i], sizeof(qdirs[i]));
+            if (rc)
+                gd_log(GD_LOG_ERROR, "recovery: cannot quarantine session %s: %s", rv.recs[i].id,
+                       strerror(-rc));
+        }
+    }
+    if (rc == 0 && (rv.rows > 0 || torn)) {
+        rc = map_rc(st->db, sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL), "begin");
+        for (size_t i = 0; rc == 0 && i < rv.n; i++) {
+            recovering *r = &rv.recs[i];
+            if (r->state == REC_DAMAGED) {
+                sqlite3_stmt *q;
+                rc = map_rc(st->db,
+                            sqlite3_prepare_v2(st->db,
+                                               "INSERT OR REPLACE INTO quarantine(id, at, "
+                                               "reason, dir) VALUES(?1, ?2, ?3, ?4)",
+                                               -1, &q, NULL),
+                            "prepare quarantine");
+                if (rc) break;
+                sqlite3_bind_text(q, 1, r->id, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(q, 2, gd_now_ms());
+                sqlite3_bind_text(q, 3, r->why, -1, SQLITE_STATIC);
+                sqlite3_bind_text(q, 4, qdirs[i], -1, SQLITE_STATIC);
+                rc = step_reset(st->db, q, "write quarantine");
+                sqlite3_finalize(q);
+                nquar++;
+                continue;
+            }
+            if (r->state != REC_OK) continue;
             gd_buf b;
             gd_buf_init(&b);
-            gd_record_write(&b, &rv.recs[i].rec, true);
-            if (b.oom) {
-                rc = -ENOMEM;
-            } else {
-                sqlite3_bind_text(st->put_ckpt, 1, rv.recs[i].rec.id, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(st->put_ckpt, 2, (int64_t)rv.recs[i].rec.opno);
-                sqlite3_bind_text(st->put_ckpt, 3, b.p, (int)b.len, SQLITE_STATIC);
-                rc = step_reset(st, st->put_ckpt, "write recovered checkpoint");
-            }
+            gd_record_write(&b, &r->rec, true);
+            rc = b.oom ? -ENOMEM : put_checkpoint(st, r->id, (int64_t)r->rec.opno, b.p, b.len);
             gd_buf_free(&b);
         }
+        /* Everything up to the log's end is folded (or set aside). */
+        int64_t end = gd_oplog_end(st->log);
+        if (rc == 0) rc = put_meta(st, "log_end", end);
+        if (rc == 0) rc = put_meta(st, "recovered_through", end);
         if (rc == 0)
-            rc = map_rc(st, sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL), "commit recovery");
+            rc =
+                map_rc(st->db, sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL), "commit recovery");
         if (rc != 0 && !sqlite3_get_autocommit(st->db))
             sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
         if (rc == 0) rc = gd_oplog_reset(st->log);
         for (size_t i = 0; rc == 0 && i < rv.n; i++) {
-            if (!rv.recs[i].ok) continue;
+            recovering *r = &rv.recs[i];
+            if (r->state != REC_OK) continue;
             gd_buf b;
             gd_buf_init(&b);
-            gd_record_write(&b, &rv.recs[i].rec, false);
-            if (!b.oom && st->kv->put(st->kv_ctx, rv.recs[i].rec.id, b.p, b.len,
-                                      rv.recs[i].rec.updated_at) != 0)
-                gd_log(GD_LOG_WARN, "recovery: KV view of %s not refreshed", rv.recs[i].rec.id);
+            gd_record_write(&b, &r->rec, false);
+            int krc =
+                b.oom ? -ENOMEM
+                      : kv_write(st, r->id, b.p, b.len, r->rec.updated_at, (int64_t)r->rec.opno);
+            if (krc) mark_behind(st, r->id, krc);
             gd_buf_free(&b);
         }
-        gd_log(GD_LOG_INFO, "recovery: replayed %zu log rows into %zu sessions in %.1f ms", rv.rows,
-               rv.n, (double)(gd_now_us() - t0) / 1000.0);
+        gd_log(GD_LOG_INFO,
+               "recovery: replayed %zu log rows into %zu sessions in %.1f ms (%zu orphaned "
+               "records' sessions dropped, %zu sessions quarantined)",
+               rv.rows, rv.n - norphans - ndamaged, (double)(gd_now_us() - t0) / 1000.0, norphans,
+               nquar);
     }
-    for (size_t i = 0; i < rv.n; i++)
+    free(qdirs);
+    if (rc == 0) {
+        st->durable_end = gd_oplog_end(st->log);
+        st->pin_seg = gd_oplog_pos_segment(st->durable_end);
+        rc = find_behind_views(st);
+    }
+done:
+    for (size_t i = 0; i < rv.n; i++) {
         gd_record_clear(&rv.recs[i].rec);
+        free(rv.recs[i].raw);
+    }
     free(rv.recs);
     gd_idset_free(&rv.index);
+    if (quarantined) *quarantined = nquar;
     return rc;
 }
+
+/* ---- operator garbage collection -------------------------------------- */
 
 typedef struct gc_ctx {
     gd_store *st;
@@ -729,8 +1464,9 @@ static void gc_note(gc_ctx *g, const char *id)
 }
 
 /* KV-only sessions (never live here) are judged by their KV value. */
-static void gc_kv_id(void *arg, const char *id)
+static void gc_kv_id(void *arg, const char *id, int64_t opno)
 {
+    (void)opno;
     gc_ctx *g = arg;
     int64_t v;
     char *text = NULL;
@@ -749,7 +1485,7 @@ int gd_store_gc(gd_store *st, int64_t cutoff_ms, bool dry_run, size_t *removed)
     gc_ctx g = {.st = st, .cutoff = cutoff_ms};
     gd_idset_init(&g.durable);
     sqlite3_stmt *q = NULL;
-    int rc = map_rc(st,
+    int rc = map_rc(st->db,
                     sqlite3_prepare_v2(st->db,
                                        "SELECT id, coalesce(json_extract(record, "
                                        "'$.lastAccessedAt'), json_extract(record, "
@@ -759,7 +1495,7 @@ int gd_store_gc(gd_store *st, int64_t cutoff_ms, bool dry_run, size_t *removed)
     while (rc == 0) {
         int step = sqlite3_step(q);
         if (step != SQLITE_ROW) {
-            rc = step == SQLITE_DONE ? 0 : map_rc(st, step, "scan sessions");
+            rc = step == SQLITE_DONE ? 0 : map_rc(st->db, step, "scan sessions");
             break;
         }
         const char *id = (const char *)sqlite3_column_text(q, 0);
@@ -770,18 +1506,19 @@ int gd_store_gc(gd_store *st, int64_t cutoff_ms, bool dry_run, size_t *removed)
     if (rc == 0) rc = st->kv->each_id(st->kv_ctx, gc_kv_id, &g);
     if (rc == 0 && !dry_run && g.nold) {
         sqlite3_stmt *del = NULL;
-        rc = map_rc(st, sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL), "begin");
+        rc = map_rc(st->db, sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL), "begin");
         if (rc == 0)
             rc = map_rc(
-                st,
+                st->db,
                 sqlite3_prepare_v2(st->db, "DELETE FROM sessions WHERE id = ?1", -1, &del, NULL),
                 "prepare delete");
         for (size_t i = 0; rc == 0 && i < g.nold; i++) {
             sqlite3_bind_text(del, 1, g.old[i], -1, SQLITE_STATIC);
-            rc = step_reset(st, del, "delete session");
+            rc = step_reset(st->db, del, "delete session");
         }
         sqlite3_finalize(del);
-        if (rc == 0) rc = map_rc(st, sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL), "commit");
+        if (rc == 0)
+            rc = map_rc(st->db, sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL), "commit");
         if (rc != 0 && !sqlite3_get_autocommit(st->db))
             sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
         /* The durable store first: the view is only ever behind it. */

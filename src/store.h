@@ -1,21 +1,34 @@
 /*
- * store — the durable store and the storage thread that owns it.
+ * store — the durable store and the two threads that own it.
  *
  * The durable store has two parts: the op log (oplog.h), append-only segment
  * files that take every accepted op, one write and one fdatasync per group
- * commit; and SQLite in WAL mode with synchronous=FULL, whose table
- * sessions(id, opno, record) holds each session's latest checkpoint. A batch
- * commits when both are on disk. Recovery = checkpoint + replay of later
- * log records through gd_apply.
+ * commit; and SQLite (durable.db) in WAL mode with synchronous=FULL, whose
+ * table sessions(id, opno, record, crc) holds each session's latest
+ * checkpoint with a CRC-32 of its text. A batch commits when both are on
+ * disk. Recovery = checkpoint + replay of later log records through gd_apply.
  *
- * Threads: the loop thread builds gd_jobs and submits them; the storage
- * thread runs them strictly in submission order (FIFO), so a KV write or a
- * load submitted after a commit sees that commit. Finished jobs go to a done
- * queue and the loop is woken through the `wake` callback; the loop calls
+ * A stored row or record that exists but cannot be read is never taken for
+ * absent: the load fails (-EBADMSG), is logged at error level, and nothing is
+ * written over it. At startup such damage stops recovery, or, when the
+ * operator chose quarantine, the session's checkpoint and log records are
+ * copied to <dir>/quarantine/ and the session answers with an error until
+ * the operator acts (-EUCLEAN).
+ *
+ * Threads: the loop thread builds gd_jobs and submits them. Two lanes run
+ * them, each strictly in submission order (FIFO): the commit lane runs
+ * commits only, so a commit never waits behind a load, a listing or a KV
+ * write; the read lane runs loads and every KV view job, on its own SQLite
+ * connection, and rewrites KV views that fell behind (a failed KV write is
+ * retried from the durable store with backoff, even after the session left
+ * memory). A load never overlaps a commit of its own session (the loop
+ * guarantees it), and reads the log only up to the durable end of the
+ * commits done before it was submitted. Finished jobs go to one done queue
+ * and the loop is woken through the `wake` callback; the loop calls
  * gd_store_drain, which runs each job's `done` callback on the loop thread.
- * Both queues are guarded by one mutex; nothing else is shared.
  *
- *   loop: submit ──▶ [todo FIFO] ──▶ storage thread: run ──▶ [done] ──wake──▶ loop: drain
+ *   loop: submit ─┬▶ [commit FIFO] ─▶ commit lane ─┬▶ [done] ──wake──▶ loop: drain
+ *                 └▶ [read FIFO]   ─▶ read lane   ─┘
  */
 #ifndef GD_STORE_H
 #define GD_STORE_H
@@ -30,6 +43,11 @@
 typedef enum { GD_JOB_COMMIT, GD_JOB_LOAD, GD_JOB_KV_PUT, GD_JOB_KV_LIST } gd_job_type;
 typedef enum { GD_ROW_OP, GD_ROW_CKPT } gd_row_kind;
 typedef enum { GD_SRC_NONE = 0, GD_SRC_DURABLE, GD_SRC_KV, GD_SRC_DEFAULT } gd_load_source;
+typedef enum { GD_DAMAGE_REFUSE = 0, GD_DAMAGE_QUARANTINE } gd_damage_policy;
+
+/* At most this many sessions per commit are asked to checkpoint because
+ * their oldest unfolded log record pins old segments. */
+#define GD_MAX_PINNED 64
 
 typedef struct gd_row {
     gd_row_kind kind;
@@ -52,20 +70,25 @@ struct gd_job {
     int64_t submitted_us; /* monotonic clock */
     int64_t finished_us;
 
-    /* GD_JOB_COMMIT: rows applied in order in one transaction */
+    /* GD_JOB_COMMIT: rows applied in order in one transaction. Out: the
+     * sessions whose oldest unfolded record keeps more than one old segment
+     * on disk, which the loop should checkpoint. */
     gd_row *rows;
     size_t nrows, caprows;
     size_t bytes;
+    char (*pinned)[37]; /* owned */
+    int npinned;
 
-    /* GD_JOB_LOAD: in id; out rec, source, ckpt_opno */
+    /* GD_JOB_LOAD: in id; out rec, source, ckpt_opno. rc -EBADMSG: stored
+     * data that cannot be read; -EUCLEAN: quarantined; else -EIO etc. */
     char id[37];
     gd_record rec;
     gd_load_source source;
     int64_t ckpt_opno;
     int replayed;
 
-    /* GD_JOB_KV_PUT: id, text (owned), updated_at; ckpt_opno names the version
-     * the value holds (for the log).
+    /* GD_JOB_KV_PUT: id, text (owned), updated_at; ckpt_opno is the opno of
+     * the version the value holds. A failed put is retried by the store.
      * GD_JOB_KV_LIST: in id + updated_at (cursor), limit; out text (the JSON
      * body), next_at + next_id. */
     char *text;
@@ -79,17 +102,24 @@ struct gd_job {
 typedef struct gd_store gd_store;
 
 typedef struct gd_store_stats {
-    uint64_t commits, commit_failures, rows, bytes, kv_puts, kv_failures, loads;
+    uint64_t commits, commit_failures, rows, bytes, kv_puts, kv_failures, loads, load_failures;
+    uint64_t kv_behind; /* KV views the store still has to rewrite */
 } gd_store_stats;
 
 /* Opens (creating if needed) the durable store and the KV view in dir.
- * wake(wake_arg) is called from the storage thread after a job finishes.
+ * wake(wake_arg) is called from a storage thread after a job finishes.
  * Returns 0 or a negative errno; on success *out is owned by the caller. */
 int gd_store_open(gd_store **out, const char *dir, const gd_kv_ops *kv, void (*wake)(void *),
                   void *wake_arg);
-/* Crash recovery, startup only, before gd_store_start: folds every log row
- * into its session's checkpoint and refreshes their KV views. 0 or -errno. */
-int gd_store_recover(gd_store *st);
+/* Crash recovery, startup only, before gd_store_start: folds every log
+ * record into its session's checkpoint, refreshes those KV views and finds
+ * the KV views that are behind the durable store. A session whose stored
+ * data cannot be read stops recovery (-EBADMSG; every such session is logged
+ * at error level with the file) unless policy is GD_DAMAGE_QUARANTINE, which
+ * sets it aside (see above). Damage inside the op log (intact records after
+ * a bad one) always stops it: the records it hides cannot be attributed.
+ * 0 or -errno; *quarantined counts sessions set aside (may be NULL). */
+int gd_store_recover(gd_store *st, gd_damage_policy policy, size_t *quarantined);
 /* Operator garbage collection, offline (the data directory is locked):
  * removes every session whose lastAccessedAt is before cutoff_ms from the
  * durable store, then from the KV view; lists them on stdout. Call after
@@ -99,9 +129,13 @@ int gd_store_gc(gd_store *st, int64_t cutoff_ms, bool dry_run, size_t *removed);
  * Startup only, before gd_store_start. */
 int gd_store_each_id(gd_store *st, void (*fn)(void *arg, const char *id), void *arg);
 int gd_store_start(gd_store *st);
-/* Stops the thread after every queued job has run, then frees everything.
- * Jobs still in the done queue are freed without their callbacks. NULL ok. */
+/* Stops the threads after every queued job has run, then frees everything.
+ * Jobs still in the done queue are freed without their callbacks; call
+ * gd_store_stop_intake and drain first so that none are left. NULL ok. */
 void gd_store_close(gd_store *st);
+/* From now on submitted jobs are not run: they go straight to the done
+ * queue with rc -ECANCELED (their callbacks still run at the next drain). */
+void gd_store_stop_intake(gd_store *st);
 
 /* Loop thread. Takes ownership of job until its done callback runs. */
 void gd_store_submit(gd_store *st, gd_job *job);
