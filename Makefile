@@ -1,7 +1,7 @@
 # grooved — the two commands of the README:
 #   make run   install missing packages, build, serve on 127.0.0.1:8787 (data in ./data)
 #   make test  install missing packages, build with ASan+UBSan, run every test
-.PHONY: all deps deps-test build build-test build-tsan run test bench fuzz clean format
+.PHONY: all deps deps-test build build-test build-tsan build-plain run test bench fuzz clean format
 
 JOBS ?= $(shell nproc)
 
@@ -28,9 +28,15 @@ build-tsan: deps-test
 	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DGD_TSAN=ON >/dev/null
 	@cmake --build build-tsan -j $(JOBS) --target grooved
 
+# The server without sanitizers, optimised as in production: it must build
+# warning-free at -O2, and the tests that run grooved under valgrind use it.
+build-plain: deps
+	@cmake -S . -B build-plain -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGD_BUILD_TESTS=OFF >/dev/null
+	@cmake --build build-plain -j $(JOBS) --target grooved
+
 # Every test under ASan+UBSan, then the tests that drive the storage thread
 # hardest once more against the ThreadSanitizer build.
-test: build-test build-tsan
+test: build-test build-tsan build-plain
 	cd build-test && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j 2
@@ -53,7 +59,7 @@ fuzz:
 	build-fuzz/fuzz_messages -max_total_time=$(FUZZ_SECONDS) -max_len=4096 tests/fuzz/corpus
 
 clean:
-	rm -rf build build-test build-tsan build-fuzz
+	rm -rf build build-test build-tsan build-plain build-fuzz
 
 format:
 	clang-format -i src/*.c src/*.h tests/unit/*.c

@@ -13,7 +13,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 
 packages=(build-essential cmake pkg-config libwebsockets-dev libjansson-dev libsqlite3-dev)
 if [ "$mode" = test ]; then
-  packages+=(libcmocka-dev python3 python3-websockets sqlite3 strace curl chromium fonts-liberation)
+  packages+=(libcmocka-dev python3 python3-websockets sqlite3 strace valgrind curl chromium fonts-liberation)
   # Node.js and npm drive the browser tests; use the machine's when it has them.
   command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 fi

@@ -507,7 +507,7 @@ static void fail_players(gd_server *srv, gd_session *s, const char *code, const 
 {
     for (int i = 0; i < s->nplayers; i++) {
         gd_conn *c = s->players[i];
-        gd_conn_clear_queue(c);
+        gd_conn_drop_gated(c, s->durable_opno); /* what is durable may still go out */
         c->session = NULL;
         c->joined = false;
         gd_session_send_error(srv, c, code, message, NULL);

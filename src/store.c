@@ -24,8 +24,8 @@
  * Fault injection: when the environment names GROOVED_FAULT_FILE and that
  * file exists, every commit fails with -EIO before touching the database;
  * GROOVED_KV_FAULT_FILE does the same for KV view writes; faults.h has the
- * finer sites. GROOVED_TEST_READ_DELAY_MS makes the read lane sleep before
- * each job (tests of what may happen while a read is slow).
+ * finer sites. GROOVED_TEST_LOAD_DELAY_MS makes every load sleep that long
+ * first (tests of what may happen while a load is slow).
  * Tests use them to simulate a failing disk without root or a full mount.
  */
 #include "store.h"
@@ -75,7 +75,7 @@ struct gd_store {
     void *wake_arg;
     const char *fault_file;    /* tests: commits fail while this file exists */
     const char *kv_fault_file; /* tests: KV view writes fail while this file exists */
-    int read_delay_ms;         /* tests: the read lane sleeps this long before each job */
+    int load_delay_ms;         /* tests: each load sleeps this long first */
     int lock_fd;               /* flock on <dir>/LOCK: one process per data directory */
 
     /* Commit lane (and startup). */
@@ -307,8 +307,8 @@ int gd_store_open(gd_store **out, const char *dir, const gd_kv_ops *kv, void (*w
     st->wake_arg = wake_arg;
     st->fault_file = getenv("GROOVED_FAULT_FILE");
     st->kv_fault_file = getenv("GROOVED_KV_FAULT_FILE");
-    const char *delay = getenv("GROOVED_TEST_READ_DELAY_MS");
-    st->read_delay_ms = delay ? atoi(delay) : 0;
+    const char *delay = getenv("GROOVED_TEST_LOAD_DELAY_MS");
+    st->load_delay_ms = delay ? atoi(delay) : 0;
 
     snprintf(path, sizeof(path), "%s/durable.db", dir);
     int rc = open_db(st, path);
@@ -539,7 +539,6 @@ static void *lane_main(void *arg)
         bool stop = !job && st->stopping;
         pthread_mutex_unlock(&st->mu);
         if (stop) return NULL;
-        if (l->id == LANE_READ && st->read_delay_ms) usleep((useconds_t)st->read_delay_ms * 1000);
         if (!job) { /* a KV view to rewrite, and nothing else to do */
             rewrite_behind(st, &st->behind[due_at]);
             continue;
@@ -874,7 +873,7 @@ static int load_durable(gd_store *st, const char *id, gd_record *rec, int64_t *c
             gd_oplog_damage dmg;
             rc = gd_oplog_scan(st->log, from, end, 0, load_record, &ls, &dmg);
             if (rc == -EBADMSG)
-                snprintf(why, whylen, "op log damaged: %s at offset %llu: %s", dmg.path,
+                snprintf(why, whylen, "op log damaged: %.300s at offset %llu: %s", dmg.path,
                          (unsigned long long)dmg.offset, dmg.what);
             else if (rc == 0)
                 rc = ls.rc;
@@ -893,6 +892,7 @@ static int load_durable(gd_store *st, const char *id, gd_record *rec, int64_t *c
 static void run_load(gd_store *st, gd_job *job)
 {
     char why[512] = "";
+    if (st->load_delay_ms) usleep((useconds_t)st->load_delay_ms * 1000);
     bool found;
     job->source = GD_SRC_NONE;
     int rc = load_durable(st, job->id, &job->rec, &job->ckpt_opno, &job->replayed, &found, why,
@@ -1415,7 +1415,11 @@ int gd_store_recover(gd_store *st, gd_damage_policy policy, size_t *quarantined)
             int krc =
                 b.oom ? -ENOMEM
                       : kv_write(st, r->id, b.p, b.len, r->rec.updated_at, (int64_t)r->rec.opno);
-            if (krc) mark_behind(st, r->id, krc);
+            if (krc)
+                mark_behind(st, r->id, krc);
+            else
+                gd_log(GD_LOG_INFO, "session %s: KV view written (opno %llu)", r->id,
+                       (unsigned long long)r->rec.opno);
             gd_buf_free(&b);
         }
         gd_log(GD_LOG_INFO,
