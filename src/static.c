@@ -49,6 +49,7 @@
  * wait. Precompressed .br siblings can carry q11. */
 #define BROTLI_QUALITY 9
 #define URI_MAX 2048
+#define NAME_CAP (URI_MAX + 32) /* a path below the root, with "/index.html" or ".br" added */
 
 static const char cc_immutable[] = "public, max-age=31536000, immutable";
 static const char cc_revalidate[] = "no-cache";
@@ -287,7 +288,7 @@ static bool inside(const char *root, const char *real)
  * f->fd), -EXDEV when it leaves the root, or another negative errno. */
 static int open_inside(const char *root, const char *rel, file *f)
 {
-    char path[PATH_MAX + URI_MAX + 2], real[PATH_MAX + 1];
+    char path[PATH_MAX + NAME_CAP + 2], real[PATH_MAX + 1];
     int n = snprintf(path, sizeof(path), "%s/%s", strcmp(root, "/") ? root : "", rel);
     if (n < 0 || (size_t)n >= sizeof(path)) return -ENAMETOOLONG;
     /* O_NONBLOCK: opening a FIFO must not wait for a writer. */
@@ -321,19 +322,24 @@ static int open_file(const char *root, const char *rel, file *f, char *name, siz
 {
     int rc = open_inside(root, rel, f);
     if (rc) return rc;
-    snprintf(name, cap, "%s", rel);
-    if (S_ISREG(f->sb.st_mode)) return 0;
+    if (S_ISREG(f->sb.st_mode)) {
+        if ((size_t)snprintf(name, cap, "%s", rel) < cap) return 0;
+        close(f->fd);
+        return -ENAMETOOLONG;
+    }
     close(f->fd);
-    char idx[URI_MAX + 16];
-    snprintf(idx, sizeof(idx), "%s%sindex.html", rel, rel[0] ? "/" : "");
+    char idx[NAME_CAP];
+    if ((size_t)snprintf(idx, sizeof(idx), "%s%sindex.html", rel, rel[0] ? "/" : "") >= sizeof(idx))
+        return -ENAMETOOLONG;
     rc = open_inside(root, idx, f);
     if (rc) return rc;
     if (!S_ISREG(f->sb.st_mode)) {
         close(f->fd);
         return -ENOENT;
     }
-    snprintf(name, cap, "%s", idx);
-    return 0;
+    if ((size_t)snprintf(name, cap, "%s", idx) < cap) return 0;
+    close(f->fd);
+    return -ENAMETOOLONG;
 }
 
 static void set_error(gd_static_req *r, int status, const char *body)
@@ -430,10 +436,11 @@ static void choose(gd_static *st, gd_static_req *r, const char *root, file *f, c
     for (int i = 0; i < 2; i++) {
         if (!(acc & order[i])) continue;
         const char *ext = order[i] == GD_ENC_BR ? ".br" : ".gz";
-        char sib_name[URI_MAX + 8];
+        char sib_name[NAME_CAP + 4];
         file sib;
-        snprintf(sib_name, sizeof(sib_name), "%s%s", name, ext);
-        if (open_inside(root, sib_name, &sib) != 0) continue;
+        if ((size_t)snprintf(sib_name, sizeof(sib_name), "%s%s", name, ext) >= sizeof(sib_name) ||
+            open_inside(root, sib_name, &sib) != 0)
+            continue;
         /* A sibling older than the file would serve stale content. */
         if (!S_ISREG(sib.sb.st_mode) || sib.sb.st_mtim.tv_sec < f->sb.st_mtim.tv_sec) {
             close(sib.fd);
@@ -479,7 +486,7 @@ static void choose(gd_static *st, gd_static_req *r, const char *root, file *f, c
 /* OP_OPEN: everything up to the first chunk of the body. Worker thread. */
 static void do_open(gd_static *st, gd_static_req *r)
 {
-    char rel[URI_MAX], name[URI_MAX + 16], root[PATH_MAX];
+    char rel[URI_MAX], name[NAME_CAP], root[PATH_MAX];
     int rc = gd_webfile_rel_path(r->uri, rel, sizeof(rel));
     if (rc == -EINVAL) {
         gd_log(GD_LOG_INFO, "static: refused path %.200s", r->uri);
