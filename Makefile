@@ -35,14 +35,15 @@ build-plain: deps
 	@cmake --build build-plain -j $(JOBS) --target grooved
 
 # Every test under ASan+UBSan, then the tests that drive the storage thread
-# hardest once more against the ThreadSanitizer build.
+# and the web root's worker thread hardest once more against the
+# ThreadSanitizer build.
 test: build-test build-tsan build-plain
 	cd build-test && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j 2
 	cd build-test && TSAN_OPTIONS=halt_on_error=1 \
 	  GROOVED_BIN_OVERRIDE=$(CURDIR)/build-tsan/grooved ctest --output-on-failure -j 2 \
-	  -R 'e2e_test_(collab|crash|storage_failure|hibernation|eviction)$$' 
+	  -R 'e2e_test_(collab|crash|storage_failure|hibernation|eviction|static|data_safety)$$' 
 
 bench: build
 	bench/run-all.sh 10

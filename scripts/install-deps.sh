@@ -3,7 +3,8 @@
 # what is missing; uses sudo when not root.
 #   install-deps.sh run        build and run the server
 #   install-deps.sh test       the above, plus what the tests need (python3-websockets,
-#                              strace, Debian's chromium, Node.js + playwright-core via npm ci)
+#                              python3-prometheus-client, python3-brotli, strace, Debian's
+#                              chromium, Node.js + playwright-core via npm ci)
 #   install-deps.sh run PKG... extra Debian packages too (make fuzz)
 set -euo pipefail
 
@@ -11,9 +12,11 @@ mode=${1:-run}
 shift || true
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
-packages=(build-essential cmake pkg-config libwebsockets-dev libjansson-dev libsqlite3-dev)
+packages=(build-essential cmake pkg-config libwebsockets-dev libjansson-dev libsqlite3-dev
+  zlib1g-dev libbrotli-dev)
 if [ "$mode" = test ]; then
-  packages+=(libcmocka-dev python3 python3-websockets sqlite3 strace valgrind curl chromium fonts-liberation)
+  packages+=(libcmocka-dev python3 python3-websockets python3-prometheus-client python3-brotli
+    sqlite3 strace valgrind curl chromium fonts-liberation)
   # Node.js and npm drive the browser tests; use the machine's when it has them.
   command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 fi

@@ -63,6 +63,8 @@ struct gd_conn {
     int64_t connected_at, last_message_at, message_count;
     bool joined; /* in its session's player list */
     bool playing;
+    /* Its session's play_starts when it last started playing. */
+    uint64_t playing_since;
     bool closing; /* close frame queued: send nothing more */
     uint16_t close_code;
     const char *close_reason;
@@ -89,6 +91,8 @@ struct gd_conn {
     gd_http_cont after_durable; /* runs instead of answering once durable */
     struct gd_job *list_job;    /* a listing in flight for this request */
     gd_conn *wnext, *wprev;     /* session's HTTP waiter list */
+    /* A web root file being served (static.c), or NULL. */
+    struct gd_static_req *static_req;
     int status;
     char *resp; /* owned */
     size_t resp_len, resp_off;

@@ -11,12 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 
 #include "hash.h"
 #include "identity.h"
 #include "log.h"
 #include "session.h"
+#include "static.h"
 
 enum { M_OTHER = 0, M_GET, M_POST, M_PUT, M_PATCH, M_OPTIONS, M_DELETE, M_HEAD };
 
@@ -146,8 +146,8 @@ int gd_http_on_request(gd_server *srv, gd_conn *c, const char *uri)
         }
     }
 
-    if (c->method == M_OPTIONS) {
-        gd_http_set_response(c, 200, "text/plain", "", 0);
+    if (c->method == M_OPTIONS) { /* as the reference: 200, no body, no Content-Type */
+        gd_http_set_response(c, 200, NULL, "", 0);
         gd_http_ready(c);
         return 0;
     }
@@ -192,6 +192,7 @@ void gd_http_on_closed(gd_server *srv, gd_conn *c)
     if (c->list_job) c->list_job->owner = NULL; /* the job outlives us: its callback frees it */
     c->list_job = NULL;
     gd_session_unwait(c);
+    gd_static_on_closed(srv->web, c);
     reset_request(c);
 }
 
@@ -204,6 +205,7 @@ static bool is_api(const gd_conn *c)
 
 int gd_http_on_writable(gd_server *srv, gd_conn *c)
 {
+    if (c->static_req) return gd_static_on_writable(srv->web, c);
     if (!c->resp_ready) return 0;
     if (!c->headers_sent) {
         unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
@@ -802,11 +804,26 @@ static void hist_write(gd_buf *b, const char *name, const char *help, const gd_h
                   (unsigned long long)cum, name, h->sum_ms, name, (unsigned long long)h->n);
 }
 
+/* Opens a metric family: its # HELP and # TYPE lines. */
+static void family(gd_buf *b, const char *name, const char *type, const char *help)
+{
+    gd_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A family with one unlabelled sample. */
+static void metric(gd_buf *b, const char *name, const char *type, const char *help, uint64_t v)
+{
+    family(b, name, type, help);
+    gd_buf_printf(b, "%s %llu\n", name, (unsigned long long)v);
+}
+
 static void handle_metrics(gd_server *srv, gd_conn *c)
 {
     gd_metrics *m = &srv->m;
     gd_store_stats st;
     gd_store_get_stats(srv->store, &st);
+    gd_static_stats ws;
+    gd_static_get_stats(srv->web, &ws);
     size_t live = 0, players = 0, loading = 0, hibernated = 0;
     for (size_t i = 0; i < srv->sessions.nbuckets; i++)
         for (gd_session *s = srv->sessions.buckets[i]; s; s = s->hnext) {
@@ -817,28 +834,30 @@ static void handle_metrics(gd_server *srv, gd_conn *c)
         }
     gd_buf b;
     gd_buf_init(&b);
-    gd_buf_printf(
-        &b,
-        "# TYPE grooved_connections gauge\ngrooved_connections %zu\n"
-        "# TYPE grooved_sessions gauge\ngrooved_sessions{state=\"live\"} %zu\n"
-        "grooved_sessions{state=\"loading\"} %zu\n"
-        "grooved_sessions{state=\"hibernated\"} %zu\n"
-        "# TYPE grooved_sessions_known gauge\ngrooved_sessions_known %zu\n"
-        "# TYPE grooved_sessions_evicted_total counter\n"
-        "grooved_sessions_evicted_total %llu\n"
-        "# TYPE grooved_memory_estimate_bytes gauge\ngrooved_memory_estimate_bytes %zu\n"
-        "# TYPE grooved_budget_evictions_total counter\ngrooved_budget_evictions_total %llu\n"
-        "# TYPE grooved_sessions_hibernated_total counter\n"
-        "grooved_sessions_hibernated_total %llu\n"
-        "# TYPE grooved_sessions_created_total counter\n"
-        "grooved_sessions_created_total %llu\n"
-        "# TYPE grooved_ws_connections_total counter\ngrooved_ws_connections_total %llu\n"
-        "# TYPE grooved_http_requests_total counter\ngrooved_http_requests_total %llu\n",
-        players, live, loading, hibernated, srv->ids.n, (unsigned long long)m->evictions,
-        m->mem_estimate, (unsigned long long)m->budget_evictions,
-        (unsigned long long)m->hibernations, (unsigned long long)m->sessions_created,
-        (unsigned long long)m->ws_connections, (unsigned long long)m->http_requests);
-    gd_buf_puts(&b, "# TYPE grooved_mutations_total counter\n");
+    metric(&b, "grooved_connections", "gauge", "WebSocket players connected", players);
+    family(&b, "grooved_sessions", "gauge", "sessions in memory, by state");
+    gd_buf_printf(&b,
+                  "grooved_sessions{state=\"live\"} %zu\n"
+                  "grooved_sessions{state=\"loading\"} %zu\n"
+                  "grooved_sessions{state=\"hibernated\"} %zu\n",
+                  live, loading, hibernated);
+    metric(&b, "grooved_sessions_known", "gauge",
+           "session ids known to the durable store or the KV view", srv->ids.n);
+    metric(&b, "grooved_sessions_evicted_total", "counter", "sessions evicted from memory",
+           m->evictions);
+    metric(&b, "grooved_memory_estimate_bytes", "gauge",
+           "estimated memory of the sessions in memory, at the last tick", m->mem_estimate);
+    metric(&b, "grooved_budget_evictions_total", "counter",
+           "sessions evicted or hibernated to keep within --memory-budget-mb", m->budget_evictions);
+    metric(&b, "grooved_sessions_hibernated_total", "counter",
+           "sessions whose state left memory while players stayed connected", m->hibernations);
+    metric(&b, "grooved_sessions_created_total", "counter",
+           "sessions created (create, remix, publish)", m->sessions_created);
+    metric(&b, "grooved_ws_connections_total", "counter", "WebSocket connections accepted",
+           m->ws_connections);
+    metric(&b, "grooved_http_requests_total", "counter", "HTTP requests received",
+           m->http_requests);
+    family(&b, "grooved_mutations_total", "counter", "mutations accepted, by message type");
     for (int t = 1; t < GD_OP__COUNT; t++)
         gd_buf_printf(&b, "grooved_mutations_total{type=\"%s\"} %llu\n", gd_op_type_name(t),
                       (unsigned long long)m->mutations[t]);
@@ -855,37 +874,59 @@ static void handle_metrics(gd_server *srv, gd_conn *c)
                {GD_E_RATE_LIMITED, m->rejected_rate_limited},
                {GD_E_STORAGE_UNAVAILABLE, m->rejected_storage},
                {GD_E_SESSION_UNAVAILABLE, m->rejected_unavailable}};
-    gd_buf_puts(&b, "# TYPE grooved_rejected_total counter\n");
+    family(&b, "grooved_rejected_total", "counter",
+           "WebSocket messages rejected with an error, by error code");
     for (size_t i = 0; i < sizeof(rej) / sizeof(rej[0]); i++)
         gd_buf_printf(&b, "grooved_rejected_total{code=\"%s\"} %llu\n", rej[i].code,
                       (unsigned long long)rej[i].v);
+    metric(&b, "grooved_commits_total", "counter", "group commits of the durable store",
+           st.commits);
+    metric(&b, "grooved_commit_failures_total", "counter",
+           "group commits that failed (their ops were not acknowledged)", st.commit_failures);
+    metric(&b, "grooved_durable_rows_total", "counter",
+           "rows (ops and checkpoints) committed to the durable store", st.rows);
+    metric(&b, "grooved_durable_bytes_total", "counter", "bytes committed to the durable store",
+           st.bytes);
+    metric(&b, "grooved_kv_writes_total", "counter", "sessions written to the KV view", st.kv_puts);
+    metric(&b, "grooved_kv_write_failures_total", "counter",
+           "KV view writes that failed (retried with backoff)", st.kv_failures);
+    family(&b, "grooved_reloads_total", "counter",
+           "sessions loaded into memory, by where their state came from");
     gd_buf_printf(&b,
-                  "# TYPE grooved_commits_total counter\ngrooved_commits_total %llu\n"
-                  "# TYPE grooved_commit_failures_total counter\n"
-                  "grooved_commit_failures_total %llu\n"
-                  "# TYPE grooved_durable_rows_total counter\ngrooved_durable_rows_total %llu\n"
-                  "# TYPE grooved_durable_bytes_total counter\ngrooved_durable_bytes_total %llu\n"
-                  "# TYPE grooved_kv_writes_total counter\ngrooved_kv_writes_total %llu\n"
-                  "# TYPE grooved_kv_write_failures_total counter\n"
-                  "grooved_kv_write_failures_total %llu\n"
-                  "# TYPE grooved_reloads_total counter\n"
                   "grooved_reloads_total{source=\"durable\"} %llu\n"
                   "grooved_reloads_total{source=\"kv\"} %llu\n"
-                  "grooved_reloads_total{source=\"default\"} %llu\n"
-                  "# TYPE grooved_lagging_closed_total counter\n"
-                  "grooved_lagging_closed_total %llu\n"
-                  "# TYPE grooved_load_failures_total counter\n"
-                  "grooved_load_failures_total %llu\n"
-                  "# TYPE grooved_kv_views_behind gauge\ngrooved_kv_views_behind %llu\n",
-                  (unsigned long long)st.commits, (unsigned long long)st.commit_failures,
-                  (unsigned long long)st.rows, (unsigned long long)st.bytes,
-                  (unsigned long long)st.kv_puts, (unsigned long long)st.kv_failures,
+                  "grooved_reloads_total{source=\"default\"} %llu\n",
                   (unsigned long long)m->loads_durable, (unsigned long long)m->loads_kv,
-                  (unsigned long long)m->loads_default, (unsigned long long)m->lagging_closed,
-                  (unsigned long long)m->load_failures, (unsigned long long)st.kv_behind);
+                  (unsigned long long)m->loads_default);
+    metric(&b, "grooved_lagging_closed_total", "counter",
+           "sockets closed because they fell behind --out-cap-kb", m->lagging_closed);
+    metric(&b, "grooved_load_failures_total", "counter",
+           "session loads that failed (unreadable or quarantined data, I/O errors)",
+           m->load_failures);
+    metric(&b, "grooved_kv_views_behind", "gauge",
+           "sessions whose KV view is behind the durable store", st.kv_behind);
+    metric(&b, "grooved_static_responses_total", "counter",
+           "responses from the web root (files, index.html fallbacks, 304s, 404s)", ws.responses);
+    metric(&b, "grooved_static_not_modified_total", "counter",
+           "web root responses that were 304 Not Modified", ws.not_modified);
+    metric(&b, "grooved_static_body_bytes_total", "counter",
+           "body bytes sent from the web root, after compression", ws.bytes_sent);
+    family(&b, "grooved_static_compressions_total", "counter",
+           "web root files compressed (each file version once while cached), by coding");
+    gd_buf_printf(&b,
+                  "grooved_static_compressions_total{encoding=\"gzip\"} %llu\n"
+                  "grooved_static_compressions_total{encoding=\"br\"} %llu\n",
+                  (unsigned long long)ws.compressions_gzip, (unsigned long long)ws.compressions_br);
+    metric(&b, "grooved_static_compressed_cache_hits_total", "counter",
+           "web root responses sent from the compressed-copy cache", ws.cache_hits);
+    metric(&b, "grooved_static_precompressed_total", "counter",
+           "web root responses sent from a precompressed sibling (.br, .gz)", ws.precompressed);
+    metric(&b, "grooved_static_cache_bytes", "gauge",
+           "bytes of compressed copies held by the web root's cache", ws.cache_bytes);
     hist_write(&b, "grooved_ops_per_commit", "rows per group commit", &m->ops_per_commit);
-    hist_write(&b, "grooved_commit_latency_ms", "storage commit time", &m->commit_ms);
-    hist_write(&b, "grooved_ack_latency_ms", "op accepted to durable", &m->ack_ms);
+    hist_write(&b, "grooved_commit_latency_ms", "storage commit time, milliseconds", &m->commit_ms);
+    hist_write(&b, "grooved_ack_latency_ms",
+               "time from an op's acceptance to its durability, milliseconds", &m->ack_ms);
     if (b.oom)
         respond(c, 503, "{\"error\":\"Out of memory\"}");
     else {
@@ -893,43 +934,6 @@ static void handle_metrics(gd_server *srv, gd_conn *c)
         gd_http_ready(c);
     }
     gd_buf_free(&b);
-}
-
-static void serve_file(gd_server *srv, gd_conn *c, const char *rel)
-{
-    static const struct {
-        const char *ext, *type;
-    } types[] = {{".html", "text/html; charset=utf-8"},
-                 {".js", "text/javascript; charset=utf-8"},
-                 {".css", "text/css; charset=utf-8"},
-                 {".svg", "image/svg+xml"},
-                 {".png", "image/png"},
-                 {".ico", "image/x-icon"}};
-    const char *type = NULL;
-    const char *dot = strrchr(rel, '.');
-    for (size_t i = 0; dot && i < sizeof(types) / sizeof(types[0]); i++)
-        if (strcmp(dot, types[i].ext) == 0) type = types[i].type;
-    char path[1024];
-    struct stat sb;
-    snprintf(path, sizeof(path), "%s/%s", srv->cfg.web_root, rel);
-    if (!type || strstr(rel, "..") || stat(path, &sb) != 0 || !S_ISREG(sb.st_mode) ||
-        sb.st_size > 4 * 1024 * 1024) {
-        respond(c, 404, "{\"error\":\"Not found\"}");
-        return;
-    }
-    FILE *f = fopen(path, "rb");
-    char *data = f ? malloc((size_t)sb.st_size + 1) : NULL;
-    size_t n = data ? fread(data, 1, (size_t)sb.st_size, f) : 0;
-    if (f) fclose(f);
-    if (!data || n != (size_t)sb.st_size) {
-        free(data);
-        respond(c, 500, "{\"error\":\"Cannot read file\"}");
-        return;
-    }
-    gd_http_set_response(c, 200, type, data, n);
-    add_header(c, "cache-control:", "no-cache");
-    free(data);
-    gd_http_ready(c);
 }
 
 static void dispatch(gd_server *srv, gd_conn *c)
@@ -989,14 +993,12 @@ static void dispatch(gd_server *srv, gd_conn *c)
                                           : cont_patch);
         return;
     }
-    if (strncmp(p, "/api/", 5) == 0 || c->method != M_GET) {
+    if (strncmp(p, "/api/", 5) == 0 || (c->method != M_GET && c->method != M_HEAD)) {
         respond(c, 404, "{\"error\":\"Not found\"}");
         return;
     }
-    if (strcmp(p, "/") == 0 ||
-        (strncmp(p, "/s/", 3) == 0 && gd_id_pattern_ok(p + 3, (int)strlen(p + 3)))) {
-        serve_file(srv, c, "index.html");
-        return;
-    }
-    serve_file(srv, c, p + 1);
+    /* Everything else is the web root's (static.c): files, and index.html
+     * for /s/{id} and the single-page app's other routes. */
+    if (gd_static_serve(srv->web, c, c->method == M_HEAD) != 0)
+        respond(c, 503, "{\"error\":\"Out of memory\"}");
 }

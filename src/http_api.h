@@ -1,7 +1,8 @@
 /*
  * http_api — the REST routes (§2 of the protocol reference, changed where
  * PROTOCOL-DECISIONS.md says so), the WebSocket upgrade checks, /healthz,
- * /metrics and the web page's static files. Every write goes through the
+ * /metrics; GET and HEAD of every other path outside /api/ go to static.c
+ * (the web root). Every write goes through the
  * session's single writer and answers only after its commit. Loop thread.
  *
  *   request ─▶ route ─▶ (body complete) ─▶ handler ─▶ [wait load] ─▶ [wait durable] ─▶ respond

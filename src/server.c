@@ -17,6 +17,7 @@
 #include "http_api.h"
 #include "log.h"
 #include "session.h"
+#include "static.h"
 #include "ws.h"
 
 const double gd_hist_bounds_ms[GD_HIST_BUCKETS] = {0.1, 0.25, 0.5, 1,   2.5,  5,
@@ -45,6 +46,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     switch (reason) {
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         if (srv && srv->store) gd_store_drain(srv->store);
+        if (srv && srv->web) gd_static_drain(srv->web);
         return 0;
     case LWS_CALLBACK_HTTP:
         c->wsi = wsi;
@@ -246,6 +248,13 @@ int gd_server_run(const gd_config *cfg)
         free(policy);
         return 1;
     }
+    if ((rc = gd_static_open(&srv->web, cfg->web_root, wake_loop, srv)) != 0) {
+        gd_log(GD_LOG_ERROR, "cannot start the web root's worker: %s", strerror(-rc));
+        lws_context_destroy(srv->ctx);
+        gd_store_close(srv->store);
+        free(policy);
+        return 1;
+    }
 
     signal_target = srv;
     struct sigaction sa;
@@ -280,7 +289,11 @@ int gd_server_run(const gd_config *cfg)
     }
     gd_store_close(srv->store);
     srv->store = NULL;
+    /* The web root's worker stays up while connections close (an abandoned
+     * file is closed by it) but wakes nobody from here on. */
+    gd_static_detach(srv->web);
     lws_context_destroy(srv->ctx);
+    gd_static_close(srv->web);
     gd_sessions_free(srv);
     gd_idset_free(&srv->ids);
     free(srv->rate);

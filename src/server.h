@@ -22,6 +22,7 @@
 #define GD_MAX_MESSAGE 65536
 
 typedef struct gd_batch gd_batch;
+typedef struct gd_static gd_static;
 typedef struct gd_session gd_session;
 
 /* Fixed-bucket latency histogram (milliseconds), Prometheus style. */
@@ -66,6 +67,7 @@ typedef struct gd_server {
     struct lws_vhost *vhost;
     int port;
     gd_store *store;
+    gd_static *web;            /* the web root's files (static.h) */
     gd_idset ids;              /* every session id the store or KV view knows */
     gd_session_table sessions; /* sessions in memory */
     gd_batch *open;            /* ops accepted since the last submission */

@@ -847,12 +847,20 @@ static gd_msg *build_snapshot(gd_server *srv, gd_session *s, gd_conn *to)
     gd_json_str(&b, to->player_id);
     gd_buf_printf(&b, ",\"immutable\":%s,\"snapshotTimestamp\":%lld,\"playingPlayerIds\":[",
                   s->rec.immutable ? "true" : "false", (long long)gd_now_ms());
-    first = true;
-    for (int i = 0; i < s->nplayers; i++) {
-        if (!s->players[i]->joined || !s->players[i]->playing) continue;
+    /* In the order they started playing, as the reference's Set keeps them. */
+    uint64_t after = 0;
+    for (first = true;; first = false) {
+        gd_conn *next = NULL;
+        for (int i = 0; i < s->nplayers; i++) {
+            gd_conn *p = s->players[i];
+            if (p->joined && p->playing && p->playing_since > after &&
+                (!next || p->playing_since < next->playing_since))
+                next = p;
+        }
+        if (!next) break;
         if (!first) gd_buf_putc(&b, ',');
-        first = false;
-        gd_json_str(&b, s->players[i]->player_id);
+        gd_json_str(&b, next->player_id);
+        after = next->playing_since;
     }
     gd_buf_puts(&b, "]}");
     gd_msg *m = b.oom ? NULL : gd_msg_new(b.p, b.len);
@@ -935,7 +943,10 @@ void gd_session_leave(gd_server *srv, gd_conn *c)
     for (int i = 0; i < s->nplayers; i++)
         if (s->players[i] == c) k = i;
     if (k < 0) return;
-    s->players[k] = s->players[--s->nplayers];
+    /* Close the gap: the others keep their join order. */
+    memmove(&s->players[k], &s->players[k + 1],
+            (size_t)(s->nplayers - k - 1) * sizeof(*s->players));
+    s->nplayers--;
     touch_session(s);
     if (c->joined) {
         gd_buf b;
@@ -987,6 +998,7 @@ static void handle_readonly(gd_server *srv, gd_session *s, gd_conn *c, const cha
     gd_buf_init(&b);
     if (strcmp(type, "play") == 0 || strcmp(type, "stop") == 0) {
         bool play = type[1] == 'l';
+        if (play && !c->playing) c->playing_since = ++s->play_starts; /* a replay keeps its place */
         c->playing = play;
         gd_buf_puts(&b, play ? "{\"type\":\"playback_started\",\"playerId\":"
                              : "{\"type\":\"playback_stopped\",\"playerId\":");

@@ -33,8 +33,11 @@ struct gd_session {
     int64_t durable_opno; /* highest opno known committed; -1: not yet created */
     int64_t ckpt_opno;    /* opno of the newest checkpoint written or queued */
     int64_t kv_opno;      /* opno the KV view holds; -1 when unknown */
+    /* In join order, as the reference lists them. */
     gd_conn *players[GD_MAX_PLAYERS];
     int nplayers;
+    /* Play messages that started a player so far: orders playingPlayerIds. */
+    uint64_t play_starts;
     gd_conn *waiters;      /* HTTP requests waiting for load or durability */
     int batch_refs;        /* batches (open, inflight) holding rows of this session */
     gd_batch *touch_batch; /* the open batch, when it holds rows of this session */
