@@ -280,7 +280,7 @@ int gd_server_run(const gd_config *cfg)
 
     char desc[1024];
     gd_config_describe(cfg, desc, sizeof(desc));
-    gd_event(GD_LOG_INFO, "config", NULL, "settings", "config: %s", desc);
+    gd_event(GD_LOG_INFO, "config", NULL, NULL, "config: %s", desc);
     char index[600];
     snprintf(index, sizeof(index), "%s/index.html", cfg->web_root);
     if (access(index, R_OK) != 0)
