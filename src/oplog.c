@@ -318,7 +318,7 @@ int gd_oplog_scan(gd_oplog *log, int64_t from, int64_t to, int repair,
     for (; seg <= hi; seg++) {
         seg_path(log, seg, path, sizeof(path));
         uint8_t *map;
-        size_t maplen, size;
+        size_t maplen = 0, size;
         rc = map_segment(path, &map, &maplen);
         size = maplen;
         if (rc == -ENOENT) return damaged(dmg, path, seg, 0, "segment missing from the sequence");
