@@ -193,6 +193,7 @@ static void put_fields(jout *o, const char *keys, const char *fmt, va_list ap0)
     for (const char *f = fmt; *f; f++) {
         if (*f != '%') continue;
         if (*++f == '%') continue;
+        if (!*f) break; /* a lone '%' at the end */
         char spec[48];
         size_t sl = 0;
         spec[sl++] = '%';
@@ -222,6 +223,7 @@ static void put_fields(jout *o, const char *keys, const char *fmt, va_list ap0)
             }
             if (prec >= 0) sl += (size_t)snprintf(spec + sl, 12, ".%d", prec);
         }
+        if (sl > 40) sl = 40; /* cannot happen (at most 35); keeps room for "ll", conv, NUL */
         if (*f == '$') break;
         enum lenmod lm = LM_NONE;
         if (f[0] == 'h' && f[1] == 'h')
