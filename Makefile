@@ -1,7 +1,10 @@
 # grooved — the two commands of the README:
 #   make run   install missing packages, build, serve on 127.0.0.1:8787 (data in ./data)
 #   make test  install missing packages, build with ASan+UBSan, run every test
-.PHONY: all deps deps-test build build-test build-tsan build-plain run test bench fuzz clean format
+#   make install [PREFIX=/usr/local] [DESTDIR=]   a Release build, installed
+#   make uninstall [PREFIX=/usr/local] [DESTDIR=] removes what install installs
+.PHONY: all deps deps-test build build-test build-tsan build-plain run test bench fuzz clean format \
+	build-install install uninstall
 
 JOBS ?= $(shell nproc)
 
@@ -20,6 +23,23 @@ build: deps
 build-test: deps-test
 	@cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Debug -DGD_SANITIZE=ON >/dev/null
 	@cmake --build build-test -j $(JOBS)
+
+# install/uninstall: CMake's install rules (CMakeLists.txt) from a Release
+# build without the tests, configured for PREFIX. INSTALL_BUILD lets a test
+# install from a build directory of its own.
+PREFIX ?= /usr/local
+INSTALL_BUILD ?= build
+
+build-install: deps
+	@cmake -S . -B $(INSTALL_BUILD) -DCMAKE_BUILD_TYPE=Release -DGD_BUILD_TESTS=OFF \
+	  -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	@cmake --build $(INSTALL_BUILD) -j $(JOBS)
+
+install: build-install
+	DESTDIR="$(DESTDIR)" cmake --install $(INSTALL_BUILD)
+
+uninstall: build-install
+	DESTDIR="$(DESTDIR)" scripts/uninstall.sh $(INSTALL_BUILD)
 
 run: build
 	./build/grooved --host 127.0.0.1 --port 8787 --data-dir ./data

@@ -5,9 +5,12 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -33,8 +36,9 @@ static const opt opts[] = {
     {"data-dir", "GROOVED_DATA_DIR", STR(data_dir), "./data", 0, 0,
      "directory of the durable store and the embedded KV view"},
     {"kv", "GROOVED_KV", STR(kv), "sqlite", 0, 0, "KV view backend: sqlite"},
-    {"web-root", "GROOVED_WEB_ROOT", STR(web_root), GD_WEB_ROOT_DEFAULT, 0, 0,
-     "directory of the web page's files"},
+    {"web-root", "GROOVED_WEB_ROOT", STR(web_root), "", 0, 0,
+     "directory of the web page's files; default: BIN/../share/grooved/web if it has "
+     "index.html (installed), else BIN/web (build tree), BIN being the binary's directory"},
     {"evict-after", "GROOVED_EVICT_AFTER", INT(evict_after), "30", 0, 86400,
      "seconds a session with no players stays in memory"},
     {"hibernate-after", "GROOVED_HIBERNATE_AFTER", INT(hibernate_after), "300", 1, 86400,
@@ -62,17 +66,50 @@ static const opt opts[] = {
     {"idle-timeout", "GROOVED_IDLE_TIMEOUT", INT(idle_timeout), "90", 5, 86400,
      "seconds without any frame or pong before a socket is closed"},
     {"log-level", "GROOVED_LOG_LEVEL", STR(log_level), "info", 0, 0, "error, warn, info or debug"},
+    {"log-format", "GROOVED_LOG_FORMAT", STR(log_format), "text", 0, 0,
+     "text (one line per event) or json (one JSON object per line, for log shippers)"},
     {"debug-routes", "GROOVED_DEBUG_ROUTES", INT(debug_routes), "0", 0, 1,
      "1 enables /api/debug/..."},
 };
+
+static const size_t nopts = sizeof(opts) / sizeof(opts[0]);
+
+static bool has_index(const char *dir)
+{
+    char path[PATH_MAX];
+    struct stat sb;
+    if (snprintf(path, sizeof(path), "%s/index.html", dir) >= (int)sizeof(path)) return false;
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+void gd_config_default_web_root(char *out, size_t len)
+{
+    char exe[512];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0 || (size_t)n >= sizeof(exe) - 1) {
+        snprintf(out, len, "web");
+        return;
+    }
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash) *slash = '\0'; /* exe is now the binary's directory */
+    char prefix[512];
+    snprintf(prefix, sizeof(prefix), "%s", exe);
+    if ((slash = strrchr(prefix, '/')) != NULL) *slash = '\0'; /* its parent: PREFIX */
+    snprintf(out, len, "%s/share/grooved/web", prefix);
+    if (has_index(out)) return;
+    char tree[600];
+    if (snprintf(tree, sizeof(tree), "%s/web", exe) < (int)sizeof(tree) && has_index(tree))
+        snprintf(out, len, "%s", tree);
+}
 
 static int set_value(gd_config *cfg, const opt *o, const char *v, const char *src, FILE *err)
 {
     char *p = (char *)cfg + o->off;
     if (o->type == T_STR) {
         if (strlen(v) >= o->size) {
-            fprintf(err, "grooved: %s %s: value too long (max %zu bytes)\n", src, o->flag,
-                    o->size - 1);
+            gd_log_usage(err, "grooved", "config_invalid", "source,flag,max",
+                         "%s %s: value too long (max %zu bytes)", src, o->flag, o->size - 1);
             return -EINVAL;
         }
         memcpy(p, v, strlen(v) + 1);
@@ -82,8 +119,9 @@ static int set_value(gd_config *cfg, const opt *o, const char *v, const char *sr
     errno = 0;
     long n = strtol(v, &end, 10);
     if (errno || *v == '\0' || *end != '\0' || n < o->min || n > o->max) {
-        fprintf(err, "grooved: %s %s: '%s' is not an integer from %ld to %ld\n", src, o->flag, v,
-                o->min, o->max);
+        gd_log_usage(err, "grooved", "config_invalid", "source,flag,value,min,max",
+                     "%s %s: '%s' is not an integer from %ld to %ld", src, o->flag, v, o->min,
+                     o->max);
         return -EINVAL;
     }
     *(int *)p = (int)n;
@@ -94,16 +132,42 @@ void gd_config_help(FILE *out)
 {
     fprintf(out, "usage: grooved [--flag value]...\n\n"
                  "Real-time collaborative step-sequencer server.\n\n");
-    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+    char web_root[512];
+    gd_config_default_web_root(web_root, sizeof(web_root));
+    for (size_t i = 0; i < nopts; i++) {
+        const char *def = opts[i].off == offsetof(gd_config, web_root) ? web_root : opts[i].def;
         fprintf(out, "  --%-18s %s (env %s, default \"%s\")\n", opts[i].flag, opts[i].help,
-                opts[i].env, opts[i].def);
+                opts[i].env, def);
+    }
     fprintf(out, "  --%-18s print this help\n", "help");
+    fprintf(out, "\nsubcommands:\n"
+                 "  grooved gc --data-dir DIR --older-than-days N [--dry-run]\n"
+                 "      remove sessions nobody has opened for N days (server stopped)\n"
+                 "\nSIGINT or SIGTERM stops gracefully. Exit status: 0 after a graceful stop,\n"
+                 "1 when the server cannot start or run, 2 for a bad flag or value.\n"
+                 "See grooved(1).\n");
+}
+
+/* Error messages about the configuration itself follow --log-format, so the
+ * format is settled before anything else is read. */
+static void preset_log_format(int argc, char **argv)
+{
+    const char *v = getenv("GROOVED_LOG_FORMAT");
+    for (int a = 1; a < argc; a++) {
+        if (strcmp(argv[a], "--log-format") == 0 && a + 1 < argc)
+            v = argv[++a];
+        else if (strncmp(argv[a], "--log-format=", 13) == 0)
+            v = argv[a] + 13;
+    }
+    int f = v ? gd_log_format_from_name(v) : -1;
+    if (f >= 0) gd_log_format = f;
 }
 
 int gd_config_load(gd_config *cfg, int argc, char **argv, FILE *err)
 {
     memset(cfg, 0, sizeof(*cfg));
-    size_t n = sizeof(opts) / sizeof(opts[0]);
+    preset_log_format(argc, argv);
+    size_t n = nopts;
     for (size_t i = 0; i < n; i++)
         if (set_value(cfg, &opts[i], opts[i].def, "default", err)) return -EINVAL;
     for (size_t i = 0; i < n; i++) {
@@ -117,7 +181,8 @@ int gd_config_load(gd_config *cfg, int argc, char **argv, FILE *err)
             return 1;
         }
         if (strncmp(arg, "--", 2) != 0) {
-            fprintf(err, "grooved: unexpected argument '%s' (see --help)\n", arg);
+            gd_log_usage(err, "grooved", "config_invalid", "argument",
+                         "unexpected argument '%s' (see --help)", arg);
             return -EINVAL;
         }
         const char *name = arg + 2, *eq = strchr(name, '=');
@@ -127,12 +192,14 @@ int gd_config_load(gd_config *cfg, int argc, char **argv, FILE *err)
             if (strlen(opts[i].flag) == nlen && strncmp(opts[i].flag, name, nlen) == 0)
                 o = &opts[i];
         if (!o) {
-            fprintf(err, "grooved: unknown flag '%s' (see --help)\n", arg);
+            gd_log_usage(err, "grooved", "config_invalid", "flag", "unknown flag '%s' (see --help)",
+                         arg);
             return -EINVAL;
         }
         const char *v = eq ? eq + 1 : (a + 1 < argc ? argv[++a] : NULL);
         if (!v) {
-            fprintf(err, "grooved: flag --%s needs a value\n", o->flag);
+            gd_log_usage(err, "grooved", "config_invalid", "flag", "flag --%s needs a value",
+                         o->flag);
             return -EINVAL;
         }
         if (set_value(cfg, o, v, "flag", err)) return -EINVAL;
@@ -142,10 +209,16 @@ int gd_config_load(gd_config *cfg, int argc, char **argv, FILE *err)
         return -EINVAL;
     }
     if (gd_log_level_from_name(cfg->log_level) < 0) {
-        fprintf(err, "grooved: log-level '%s' is not one of error, warn, info, debug\n",
-                cfg->log_level);
+        gd_log_usage(err, "grooved", "config_invalid", "value",
+                     "log-level '%s' is not one of error, warn, info, debug", cfg->log_level);
         return -EINVAL;
     }
+    if (gd_log_format_from_name(cfg->log_format) < 0) {
+        gd_log_usage(err, "grooved", "config_invalid", "value",
+                     "log-format '%s' is not one of text, json", cfg->log_format);
+        return -EINVAL;
+    }
+    if (cfg->web_root[0] == '\0') gd_config_default_web_root(cfg->web_root, sizeof(cfg->web_root));
     return 0;
 }
 
@@ -153,7 +226,7 @@ void gd_config_describe(const gd_config *cfg, char *out, size_t len)
 {
     size_t used = 0;
     out[0] = '\0';
-    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]) && used < len; i++) {
+    for (size_t i = 0; i < nopts && used < len; i++) {
         const char *p = (const char *)cfg + opts[i].off;
         int w = opts[i].type == T_STR
                     ? snprintf(out + used, len - used, "%s%s=%s", i ? " " : "", opts[i].flag, p)

@@ -40,6 +40,7 @@ typedef struct gd_config {
     /* Seconds without a frame or pong before a socket is closed. */
     int idle_timeout;
     char log_level[16];
+    char log_format[16]; /* text or json */
     int debug_routes;
 } gd_config;
 
@@ -47,6 +48,12 @@ typedef struct gd_config {
  * --help was printed, or -EINVAL after printing one clear message to err. */
 int gd_config_load(gd_config *cfg, int argc, char **argv, FILE *err);
 void gd_config_help(FILE *out);
+/* The web root used when none is given, decided at run time from where the
+ * binary is (/proc/self/exe): PREFIX/share/grooved/web when the binary is
+ * PREFIX/bin/grooved and that directory has index.html (an installed
+ * grooved), else web/ beside the binary (the build tree, where CMake links
+ * it to the repository's web/). When neither has index.html, the first. */
+void gd_config_default_web_root(char *out, size_t len);
 /* One line "key=value ..." for the startup log. */
 void gd_config_describe(const gd_config *cfg, char *out, size_t len);
 

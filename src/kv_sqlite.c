@@ -63,8 +63,9 @@ static int kv_open(void **out, const char *dir)
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(kv->db, "SELECT value FROM kv WHERE id = ?1", -1, &kv->get, NULL);
     if (rc != SQLITE_OK) {
-        gd_log(GD_LOG_ERROR, "kv_sqlite: cannot open %s: %s", path,
-               kv->db ? sqlite3_errmsg(kv->db) : "out of memory");
+        gd_event(GD_LOG_ERROR, "kv_open_failed", NULL, "path,error",
+                 "kv_sqlite: cannot open %s: %s", path,
+                 kv->db ? sqlite3_errmsg(kv->db) : "out of memory");
         kv_close(kv);
         return -EIO;
     }
@@ -94,8 +95,9 @@ static int kv_put(void *ctx, const char *id, const char *json, size_t len, int64
     sqlite3_reset(kv->put);
     sqlite3_clear_bindings(kv->put);
     if (rc != SQLITE_DONE) {
-        gd_log(GD_LOG_WARN, "kv_sqlite: put %s failed: %s (%d)", id, sqlite3_errmsg(kv->db),
-               sqlite3_extended_errcode(kv->db));
+        gd_event(GD_LOG_WARN, "kv_put_failed", id, "error,sqlite_code",
+                 "kv_sqlite: put failed: %s (%d)", sqlite3_errmsg(kv->db),
+                 sqlite3_extended_errcode(kv->db));
         return -EIO;
     }
     return 0;

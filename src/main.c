@@ -2,7 +2,8 @@
  * main — `grooved [flags]` runs the server; `grooved gc --data-dir DIR
  * --older-than-days N [--dry-run]` garbage-collects sessions nobody has
  * accessed for N days (offline: it refuses while a server holds the data
- * directory).
+ * directory). Exit status: 0 success, 1 failure at run time, 2 bad usage.
+ * Main thread only.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -15,32 +16,45 @@
 #include "server.h"
 #include "store.h"
 
+static const char gc_usage[] =
+    "usage: grooved gc --data-dir DIR --older-than-days N [--dry-run] [--log-format text|json]\n";
+
 static int gc_main(int argc, char **argv)
 {
     const char *dir = "./data";
     long days = -1;
     bool dry = false;
+    const char *fmt = getenv("GROOVED_LOG_FORMAT");
+    if (fmt && gd_log_format_from_name(fmt) >= 0) gd_log_format = gd_log_format_from_name(fmt);
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--data-dir") == 0 && i + 1 < argc)
+        if (strcmp(argv[i], "--data-dir") == 0 && i + 1 < argc) {
             dir = argv[++i];
-        else if (strcmp(argv[i], "--older-than-days") == 0 && i + 1 < argc)
+        } else if (strcmp(argv[i], "--older-than-days") == 0 && i + 1 < argc) {
             days = strtol(argv[++i], NULL, 10);
-        else if (strcmp(argv[i], "--dry-run") == 0)
+        } else if (strcmp(argv[i], "--dry-run") == 0) {
             dry = true;
-        else {
-            fprintf(stderr, "usage: grooved gc --data-dir DIR --older-than-days N [--dry-run]\n");
+        } else if (strcmp(argv[i], "--log-format") == 0 && i + 1 < argc &&
+                   gd_log_format_from_name(argv[i + 1]) >= 0) {
+            gd_log_format = gd_log_format_from_name(argv[++i]);
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(gc_usage, stdout);
+            return 0;
+        } else {
+            fputs(gc_usage, stderr);
             return 2;
         }
     }
     if (days < 1) {
-        fprintf(stderr, "grooved gc: --older-than-days must be a whole number of days >= 1\n");
+        gd_log_usage(stderr, "grooved gc", "gc_usage", "",
+                     "--older-than-days must be a whole number of days >= 1");
         return 2;
     }
     gd_store *st;
     int rc = gd_store_open(&st, dir, &gd_kv_sqlite, NULL, NULL);
     if (rc != 0) {
-        fprintf(stderr, "grooved gc: cannot open %s: %s%s\n", dir, strerror(-rc),
-                rc == -EBUSY ? " (stop grooved first)" : "");
+        gd_log_usage(stderr, "grooved gc", "gc_failed", "data_dir,error,hint",
+                     "cannot open %s: %s%s", dir, strerror(-rc),
+                     rc == -EBUSY ? " (stop grooved first)" : "");
         return 1;
     }
     size_t removed = 0;
@@ -48,7 +62,7 @@ static int gc_main(int argc, char **argv)
     if (rc == 0) rc = gd_store_gc(st, gd_now_ms() - days * 86400000LL, dry, &removed);
     gd_store_close(st);
     if (rc != 0) {
-        fprintf(stderr, "grooved gc: failed: %s\n", strerror(-rc));
+        gd_log_usage(stderr, "grooved gc", "gc_failed", "error", "failed: %s", strerror(-rc));
         return 1;
     }
     printf("%s %zu sessions not accessed for %ld days\n", dry ? "would remove" : "removed", removed,

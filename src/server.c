@@ -5,7 +5,9 @@
  *   RUNNING ──SIGINT/SIGTERM──▶ FLUSHING (commit everything, write KV views
  *   and checkpoints) ──▶ CLOSING (sockets closed with 1012) ──▶ DONE
  *
- * The loop thread runs everything here; the storage thread only wakes it.
+ * The service manager hears READY=1 once the port listens and STOPPING=1
+ * when FLUSHING begins (notify.h). The loop thread runs everything here; the
+ * storage thread only wakes it.
  */
 #include "server.h"
 
@@ -16,6 +18,7 @@
 
 #include "http_api.h"
 #include "log.h"
+#include "notify.h"
 #include "session.h"
 #include "static.h"
 #include "ws.h"
@@ -108,7 +111,8 @@ static void collect_id(void *arg, const char *id)
 {
     gd_server *srv = arg;
     if (gd_idset_add(&srv->ids, id) != 0)
-        gd_log(GD_LOG_WARN, "ignoring stored session with malformed id '%.40s'", id);
+        gd_event(GD_LOG_WARN, "stored_id_malformed", NULL, "id",
+                 "ignoring stored session with malformed id '%.40s'", id);
 }
 
 static void close_all_players(gd_server *srv)
@@ -142,21 +146,33 @@ static void shutdown_step(gd_server *srv)
     if (srv->stop_requested && srv->shutdown_phase == 0) {
         srv->shutdown_phase = 1;
         srv->shutdown_started_ms = gd_now_ms();
-        gd_log(GD_LOG_INFO, "shutting down: committing and writing KV views of %zu sessions",
-               srv->sessions.n);
+        gd_event(GD_LOG_INFO, "shutdown_started", NULL, "sessions",
+                 "shutting down: committing and writing KV views of %zu sessions", srv->sessions.n);
+        gd_notify("STOPPING=1\nSTATUS=shutting down: committing and writing KV views");
         lws_sul_schedule(srv->ctx, 0, &srv->tick_sul, tick_cb, 20 * LWS_US_PER_MS);
     }
     int64_t waited = gd_now_ms() - srv->shutdown_started_ms;
     if (srv->shutdown_phase == 1) {
         if (gd_sessions_flush_all(srv) || waited > 15000) {
             if (waited > 15000)
-                gd_log(GD_LOG_ERROR, "shutdown: storage did not settle in 15 s; closing anyway");
+                gd_event(GD_LOG_ERROR, "shutdown_storage_timeout", NULL, "seconds",
+                         "shutdown: storage did not settle in %d s; closing anyway", 15);
             srv->shutdown_phase = 2;
             close_all_players(srv);
         }
     } else if (srv->shutdown_phase == 2) {
         if (count_players(srv) == 0 || waited > 20000) srv->shutdown_phase = 3;
     }
+}
+
+/* lws's own error lines, as events, so that json mode stays JSON. */
+static void lws_line(int level, const char *line)
+{
+    size_t n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    gd_event(level == LLL_ERR ? GD_LOG_ERROR : GD_LOG_WARN, "lws", NULL, NULL, "%.*s", (int)n,
+             line);
 }
 
 int gd_server_run(const gd_config *cfg)
@@ -166,35 +182,40 @@ int gd_server_run(const gd_config *cfg)
     memset(srv, 0, sizeof(*srv));
     srv->cfg = *cfg;
     gd_log_level = gd_log_level_from_name(cfg->log_level);
+    gd_log_format = gd_log_format_from_name(cfg->log_format);
     gd_idset_init(&srv->ids);
     int rc = gd_sessions_init(srv);
     if (rc) return 1;
 
     const gd_kv_ops *kv = gd_kv_find(cfg->kv);
     if (!kv) {
-        gd_log(GD_LOG_ERROR, "unknown KV backend '%s' (known: sqlite)", cfg->kv);
+        gd_event(GD_LOG_ERROR, "kv_backend_unknown", NULL, "kv",
+                 "unknown KV backend '%s' (known: sqlite)", cfg->kv);
         return 1;
     }
     if ((rc = gd_store_open(&srv->store, cfg->data_dir, kv, wake_loop, srv)) != 0) {
-        gd_log(GD_LOG_ERROR, "cannot open the store in %s: %s", cfg->data_dir, strerror(-rc));
+        gd_event(GD_LOG_ERROR, "store_open_failed", NULL, "data_dir,error",
+                 "cannot open the store in %s: %s", cfg->data_dir, strerror(-rc));
         return 1;
     }
     size_t quarantined = 0;
     gd_damage_policy on_damage =
         strcmp(cfg->on_damage, "quarantine") == 0 ? GD_DAMAGE_QUARANTINE : GD_DAMAGE_REFUSE;
     if ((rc = gd_store_recover(srv->store, on_damage, &quarantined)) != 0) {
-        gd_log(GD_LOG_ERROR, "crash recovery failed: %s; not starting",
-               rc == -EBADMSG ? "stored data cannot be read (see above)" : strerror(-rc));
+        gd_event(GD_LOG_ERROR, "recovery_failed", NULL, "error",
+                 "crash recovery failed: %s; not starting",
+                 rc == -EBADMSG ? "stored data cannot be read (see above)" : strerror(-rc));
         gd_store_close(srv->store);
         return 1;
     }
     if (quarantined)
-        gd_log(GD_LOG_ERROR,
-               "recovery set %zu sessions aside in %s/quarantine/ (--on-damage quarantine); "
-               "they answer with an error until the operator acts",
-               quarantined, cfg->data_dir);
+        gd_event(GD_LOG_ERROR, "recovery_quarantined", NULL, "sessions,data_dir",
+                 "recovery set %zu sessions aside in %s/quarantine/ (--on-damage quarantine); "
+                 "they answer with an error until the operator acts",
+                 quarantined, cfg->data_dir);
     if ((rc = gd_store_each_id(srv->store, collect_id, srv)) != 0) {
-        gd_log(GD_LOG_ERROR, "cannot list stored sessions: %s", strerror(-rc));
+        gd_event(GD_LOG_ERROR, "store_list_failed", NULL, "error",
+                 "cannot list stored sessions: %s", strerror(-rc));
         gd_store_close(srv->store);
         return 1;
     }
@@ -206,7 +227,7 @@ int gd_server_run(const gd_config *cfg)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
 
-    lws_set_log_level(LLL_ERR, NULL);
+    lws_set_log_level(LLL_ERR, gd_log_format == GD_LOG_JSON ? lws_line : NULL);
     static const lws_retry_bo_t retry = {
         .secs_since_valid_ping = 30,
         .secs_since_valid_hangup = 90,
@@ -234,7 +255,8 @@ int gd_server_run(const gd_config *cfg)
     info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
     srv->ctx = lws_create_context(&info);
     if (!srv->ctx) {
-        gd_log(GD_LOG_ERROR, "cannot listen on %s:%d", cfg->host, cfg->port);
+        gd_event(GD_LOG_ERROR, "listen_failed", NULL, "host,port", "cannot listen on %s:%d",
+                 cfg->host, cfg->port);
         gd_store_close(srv->store);
         free(policy);
         return 1;
@@ -242,7 +264,8 @@ int gd_server_run(const gd_config *cfg)
     srv->vhost = lws_get_vhost_by_name(srv->ctx, "grooved");
     srv->port = srv->vhost ? lws_get_vhost_listen_port(srv->vhost) : cfg->port;
     if ((rc = gd_store_start(srv->store)) != 0) {
-        gd_log(GD_LOG_ERROR, "cannot start the storage thread: %s", strerror(-rc));
+        gd_event(GD_LOG_ERROR, "storage_thread_failed", NULL, "error",
+                 "cannot start the storage thread: %s", strerror(-rc));
         lws_context_destroy(srv->ctx);
         gd_store_close(srv->store);
         free(policy);
@@ -266,10 +289,20 @@ int gd_server_run(const gd_config *cfg)
 
     char desc[1024];
     gd_config_describe(cfg, desc, sizeof(desc));
-    gd_log(GD_LOG_INFO, "config: %s", desc);
-    gd_log(GD_LOG_INFO,
-           "grooved listening on http://%s:%d (data dir %s, KV view %s, %zu sessions known)",
-           cfg->host, srv->port, cfg->data_dir, kv->name, srv->ids.n);
+    gd_event(GD_LOG_INFO, "config", NULL, NULL, "config: %s", desc);
+    char index[600];
+    snprintf(index, sizeof(index), "%s/index.html", cfg->web_root);
+    if (access(index, R_OK) != 0)
+        gd_event(GD_LOG_WARN, "web_root_missing", NULL, "web_root",
+                 "no index.html in the web root %s: the web page will not load (see --web-root)",
+                 cfg->web_root);
+    gd_event(GD_LOG_INFO, "listening", NULL, "host,port,data_dir,kv,sessions_known",
+             "grooved listening on http://%s:%d (data dir %s, KV view %s, %zu sessions known)",
+             cfg->host, srv->port, cfg->data_dir, kv->name, srv->ids.n);
+    char status[256];
+    snprintf(status, sizeof(status), "READY=1\nSTATUS=listening on %s:%d, %zu sessions known",
+             cfg->host, srv->port, srv->ids.n);
+    gd_notify(status);
 
     lws_sul_schedule(srv->ctx, 0, &srv->tick_sul, tick_cb, LWS_US_PER_SEC);
     while (srv->shutdown_phase < 3) {
@@ -298,6 +331,6 @@ int gd_server_run(const gd_config *cfg)
     gd_idset_free(&srv->ids);
     free(srv->rate);
     free(policy);
-    gd_log(GD_LOG_INFO, "stopped");
+    gd_event(GD_LOG_INFO, "stopped", NULL, "", "stopped");
     return 0;
 }

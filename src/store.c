@@ -872,11 +872,13 @@ static int load_durable(gd_store *st, const char *id, gd_record *rec, int64_t *c
             gd_id_pack(id, ls.sid);
             gd_oplog_damage dmg;
             rc = gd_oplog_scan(st->log, from, end, 0, load_record, &ls, &dmg);
-            if (rc == -EBADMSG)
-                snprintf(why, whylen, "op log damaged: %.300s at offset %llu: %s", dmg.path,
-                         (unsigned long long)dmg.offset, dmg.what);
-            else if (rc == 0)
+            if (rc == -EBADMSG) {
+                /* A very long path is cut to half the report; it still names the damage. */
+                snprintf(why, whylen, "op log damaged: %.*s at offset %llu: %s", (int)(whylen / 2),
+                         dmg.path, (unsigned long long)dmg.offset, dmg.what);
+            } else if (rc == 0) {
                 rc = ls.rc;
+            }
             *replayed = ls.replayed;
         }
         if (rc != 0) gd_record_clear(rec);

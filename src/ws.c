@@ -67,8 +67,9 @@ int gd_ws_on_receive(gd_server *srv, gd_conn *c, const void *in, size_t len)
     if (!lws_is_final_fragment(c->wsi) || lws_remaining_packet_payload(c->wsi) > 0) return 0;
     if (c->rx_discard) {
         c->rx_discard = false;
-        gd_log(GD_LOG_DEBUG, "conn %llu: message over %d bytes rejected",
-               (unsigned long long)c->serial, GD_MAX_MESSAGE);
+        gd_event(GD_LOG_DEBUG, "message_too_large", c->session ? c->session->id : NULL,
+                 "conn,max_bytes", "conn %llu: message over %d bytes rejected",
+                 (unsigned long long)c->serial, GD_MAX_MESSAGE);
         gd_session_send_error(srv, c, GD_E_MESSAGE_TOO_LARGE, "Message too large", NULL);
         return 0;
     }
