@@ -31,7 +31,9 @@ struct gd_oplog {
     uint64_t size;  /* its length: everything before is durable */
     uint64_t first; /* the oldest segment on disk */
     size_t seg_bytes;
-    int dirty; /* bytes past `size` may be on disk: cut them before appending */
+    int dirty;            /* bytes past `size` may be on disk: cut them before appending */
+    uint64_t header_prev; /* != 0: the segment was opened by rotation and its first write
+                           * starts with a header naming the previous segment's size */
 };
 
 static uint32_t crc_table[256];
@@ -203,31 +205,65 @@ static int cut_dirty_tail(gd_oplog *log)
     return 0;
 }
 
+static int write_all(int fd, const uint8_t *p, size_t len, uint64_t at)
+{
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = pwrite(fd, p + done, len - done, (off_t)(at + done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return n < 0 ? -errno : -EIO;
+        done += (size_t)n;
+    }
+    return 0;
+}
+
+/* The header record that opens a segment made by rotation: the nil session
+ * id, op number 0 (real ops start at 1) and the previous segment's size, so
+ * that a scan notices a segment that lost its end. */
+static size_t encode_header(uint8_t out[HDR + FIXED + 8], uint64_t prev_size)
+{
+    memset(out, 0, HDR + FIXED + 8);
+    for (int i = 0; i < 8; i++)
+        out[HDR + FIXED + i] = (uint8_t)(prev_size >> (8 * i));
+    put32(out, FIXED + 8);
+    put32(out + 4, gd_crc32(out + HDR, FIXED + 8));
+    return HDR + FIXED + 8;
+}
+
+static bool is_header(const uint8_t *rec, size_t rlen, uint64_t *prev_size)
+{
+    static const uint8_t nil[16];
+    if (rlen != HDR + FIXED + 8 || memcmp(rec + HDR, nil, 16) != 0 || get32(rec + HDR + 16) != 0)
+        return false;
+    *prev_size = 0;
+    for (int i = 7; i >= 0; i--)
+        *prev_size = *prev_size << 8 | rec[HDR + FIXED + i];
+    return true;
+}
+
 int gd_oplog_append(gd_oplog *log, const uint8_t *records, size_t len, int64_t *first_pos)
 {
     /* While the disk still fails, refuse rather than risk an old tail. */
     int rc = cut_dirty_tail(log);
     if (rc) return rc;
-    if (log->size > 0 && log->size + len > log->seg_bytes &&
-        (rc = open_segment(log, log->seg + 1, 1)) != 0)
-        return rc;
-    uint64_t at = log->size;
-    size_t done = 0;
-    while (done < len) {
-        ssize_t n = pwrite(log->fd, records + done, len - done, (off_t)(at + done));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            rc = n < 0 ? -errno : -EIO;
-            goto undo;
-        }
-        done += (size_t)n;
+    if (log->size > 0 && log->size + len > log->seg_bytes) {
+        uint64_t prev = log->size;
+        if ((rc = open_segment(log, log->seg + 1, 1)) != 0) return rc;
+        log->header_prev = prev;
     }
+    uint64_t at = log->size;
+    uint8_t header[HDR + FIXED + 8];
+    size_t hlen = log->header_prev && at == 0 ? encode_header(header, log->header_prev) : 0;
+    if ((hlen && (rc = write_all(log->fd, header, hlen, at)) != 0) ||
+        (rc = write_all(log->fd, records, len, at + hlen)) != 0)
+        goto undo;
     if (fdatasync(log->fd) != 0) {
         rc = -errno;
         goto undo;
     }
-    *first_pos = POS(log->seg, at);
-    log->size = at + len;
+    *first_pos = POS(log->seg, at + hlen);
+    log->size = at + hlen + len;
+    log->header_prev = 0;
     return 0;
 undo:
     /* Leave no part of a failed batch behind; if even that fails, the next
@@ -315,6 +351,8 @@ int gd_oplog_scan(gd_oplog *log, int64_t from, int64_t to, int repair,
         return damaged(dmg, path, POS_SEG(from), POS_OFF(from),
                        "segment missing (deleted while still needed)");
     }
+    char prev_path[1100] = "";
+    size_t prev_len = 0; /* the size of the segment scanned just before, when there was one */
     for (; seg <= hi; seg++) {
         seg_path(log, seg, path, sizeof(path));
         uint8_t *map;
@@ -356,6 +394,17 @@ int gd_oplog_scan(gd_oplog *log, int64_t from, int64_t to, int repair,
                 if (map) munmap(map, maplen);
                 return rc;
             }
+            uint64_t said;
+            if (is_header(map + off, rlen, &said)) {
+                if (off == 0 && prev_path[0] && said != prev_len) {
+                    munmap(map, maplen);
+                    return damaged(dmg, prev_path, seg - 1, prev_len < said ? prev_len : said,
+                                   prev_len < said ? "segment lost its end (the next one says so)"
+                                                   : "segment longer than the next one says");
+                }
+                off += rlen;
+                continue;
+            }
             gd_oplog_rec r;
             memcpy(r.sid, map + off + HDR, 16);
             r.opno = get32(map + off + HDR + 16);
@@ -367,14 +416,27 @@ int gd_oplog_scan(gd_oplog *log, int64_t from, int64_t to, int repair,
         }
         if (map) munmap(map, maplen);
         if (stop) break;
+        snprintf(prev_path, sizeof(prev_path), "%s", path);
+        prev_len = maplen;
     }
     return 0;
 }
 
-int gd_oplog_trim(gd_oplog *log, int64_t keep)
+int64_t gd_oplog_start(const gd_oplog *log)
+{
+    return POS(log->first, 0);
+}
+
+int64_t gd_oplog_trim_point(const gd_oplog *log, int64_t keep)
 {
     uint64_t upto = keep == INT64_MAX ? log->seg : POS_SEG(keep);
     if (upto > log->seg) upto = log->seg;
+    return POS(upto, 0);
+}
+
+int gd_oplog_trim(gd_oplog *log, int64_t keep)
+{
+    uint64_t upto = POS_SEG(gd_oplog_trim_point(log, keep));
     for (uint64_t s = log->first; s < upto; s++) {
         char path[1100];
         seg_path(log, s, path, sizeof(path));

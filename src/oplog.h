@@ -75,6 +75,10 @@ static inline uint64_t gd_oplog_pos_segment(int64_t pos)
  * when the log is damaged (dmg may be NULL), or another -errno. */
 int gd_oplog_scan(gd_oplog *log, int64_t from, int64_t to, int repair,
                   int (*fn)(void *arg, const gd_oplog_rec *r), void *arg, gd_oplog_damage *dmg);
+/* The position where the oldest segment on disk starts. */
+int64_t gd_oplog_start(const gd_oplog *log);
+/* Where the log would start after gd_oplog_trim(log, keep). */
+int64_t gd_oplog_trim_point(const gd_oplog *log, int64_t keep);
 /* Deletes every segment that holds only records before `keep`. */
 int gd_oplog_trim(gd_oplog *log, int64_t keep);
 /* Deletes every segment and starts a fresh one (after recovery folded them). */

@@ -14,12 +14,16 @@
  * end first, then the checkpoint, then that session's log records below the
  * end: whatever commits in between, that is a consistent prefix.
  *
- * meta(key, value) holds two log positions: log_end, the end of the log at
- * the last checkpoint transaction, and recovered_through, the end of the log
- * the last recovery folded. Log records of a session without a checkpoint
- * row are the leftovers of a creation whose commit never finished (they lie
- * after log_end, or before recovered_through when that recovery could not
- * delete them); anywhere else they mean a lost row, which is damage.
+ * meta(key, value) holds three log positions: log_end, the end of the log
+ * at the last checkpoint transaction (the log never ends before it: what is
+ * before it was on disk before that commit); log_start, where the log
+ * starts, made durable before older segments are deleted (so missing
+ * segments at the start are seen, not taken for a trimmed log); and
+ * recovered_through, the end of the log the last recovery folded. Log
+ * records of a session without a checkpoint row are the leftovers of a
+ * creation whose commit never finished (they lie after log_end, or before
+ * recovered_through when that recovery could not delete them); anywhere
+ * else they mean a lost row, which is damage.
  *
  * Fault injection: when the environment names GROOVED_FAULT_FILE and that
  * file exists, every commit fails with -EIO before touching the database;
@@ -623,7 +627,14 @@ static void trim_log(gd_store *st, gd_job *job, bool force_pin_check)
     if (pin && job->npinned < GD_MAX_PINNED) st->pin_seg = cur;
     if (trim && st->scans == 0) {
         st->commits_since_trim = 0;
-        int rc = gd_oplog_trim(st->log, keep);
+        /* Where the log starts is durable before anything is deleted, so
+         * that recovery can tell a trimmed log from lost segments. */
+        int64_t start = gd_oplog_trim_point(st->log, keep);
+        int rc = 0;
+        if (start > gd_oplog_start(st->log)) {
+            rc = put_meta(st, "log_start", start);
+            if (rc == 0) rc = gd_oplog_trim(st->log, keep);
+        }
         if (rc) gd_log(GD_LOG_WARN, "store: op log trim failed: %s", strerror(-rc));
     }
     pthread_mutex_unlock(&st->fold_mu);
@@ -1315,6 +1326,33 @@ int gd_store_recover(gd_store *st, gd_damage_policy policy, size_t *quarantined)
     if (rc == 0) rc = rv.rc;
     if (rc) goto done;
     bool torn = dmg.what != NULL;
+    /* The log must still start where it was trimmed to, and reach at least
+     * as far as it did at the last checkpoint transaction. */
+    int64_t log_start = get_meta(st, "log_start");
+    int64_t intact_end = torn ? dmg.pos : gd_oplog_end(st->log);
+    if (gd_oplog_start(st->log) > log_start && log_start > 0) {
+        gd_log(GD_LOG_ERROR,
+               "recovery: op log segments are missing: it starts at segment %llu, but segment "
+               "%llu onwards must be there (in %s/log). grooved changed nothing and will not "
+               "start; restore the data directory from a backup",
+               (unsigned long long)gd_oplog_pos_segment(gd_oplog_start(st->log)),
+               (unsigned long long)gd_oplog_pos_segment(log_start), st->dir);
+        rc = -EBADMSG;
+        goto done;
+    }
+    if (intact_end < log_end) {
+        gd_log(GD_LOG_ERROR,
+               "recovery: the op log ends early: its intact records end at segment %llu offset "
+               "%llu, but records up to segment %llu offset %llu were on disk before a later "
+               "commit (in %s/log). grooved changed nothing and will not start; restore the "
+               "data directory from a backup",
+               (unsigned long long)gd_oplog_pos_segment(intact_end),
+               (unsigned long long)(intact_end & ((1ll << 40) - 1)),
+               (unsigned long long)gd_oplog_pos_segment(log_end),
+               (unsigned long long)(log_end & ((1ll << 40) - 1)), st->dir);
+        rc = -EBADMSG;
+        goto done;
+    }
     if (torn)
         gd_log(GD_LOG_WARN,
                "recovery: torn tail of the op log at %s offset %llu (never "
@@ -1398,10 +1436,12 @@ int gd_store_recover(gd_store *st, gd_damage_policy policy, size_t *quarantined)
             rc = b.oom ? -ENOMEM : put_checkpoint(st, r->id, (int64_t)r->rec.opno, b.p, b.len);
             gd_buf_free(&b);
         }
-        /* Everything up to the log's end is folded (or set aside). */
+        /* Everything up to the log's end is folded (or set aside); the
+         * reset below starts the log in the next segment. */
         int64_t end = gd_oplog_end(st->log);
         if (rc == 0) rc = put_meta(st, "log_end", end);
         if (rc == 0) rc = put_meta(st, "recovered_through", end);
+        if (rc == 0) rc = put_meta(st, "log_start", (int64_t)(gd_oplog_pos_segment(end) + 1) << 40);
         if (rc == 0)
             rc =
                 map_rc(st->db, sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL), "commit recovery");

@@ -307,6 +307,41 @@ static void test_bounded_scan_and_missing_segments(void **state)
     free(dir);
 }
 
+/* A segment that is not the last and lost its end (or grew) is damage: the
+ * next segment's header names the size it had when the log moved on. */
+static void test_truncated_middle_segment_is_damage(void **state)
+{
+    (void)state;
+    char *dir = tmpdir_new();
+    gd_oplog *log;
+    assert_int_equal(gd_oplog_open(&log, dir, 256), 0);
+    for (uint32_t i = 1; i <= 40; i++)
+        append_ops(log, i, i);
+    gd_oplog_close(log);
+    assert_true(count_segments(dir) > 3);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/log/0000000000000002.log", dir);
+    struct stat st;
+    stat(path, &st);
+    /* Cut exactly at a record boundary: every remaining record is intact. */
+    assert_int_equal(gd_oplog_open(&log, dir, 256), 0);
+    seen s = {0};
+    assert_int_equal(gd_oplog_scan(log, 0, INT64_MAX, 0, collect, &s, NULL), 0);
+    int64_t last_in_2 = -1;
+    for (int i = 0; i < s.n; i++)
+        if ((s.pos[i] >> 40) == 2) last_in_2 = s.pos[i] & ((1ll << 40) - 1);
+    gd_oplog_close(log);
+    assert_true(last_in_2 > 0);
+    assert_int_equal(truncate(path, (off_t)last_in_2), 0);
+    assert_int_equal(gd_oplog_open(&log, dir, 256), 0);
+    seen t = {0};
+    gd_oplog_damage dmg;
+    assert_int_equal(gd_oplog_scan(log, 0, INT64_MAX, 1, collect, &t, &dmg), -EBADMSG);
+    assert_string_equal(dmg.path, path);
+    gd_oplog_close(log);
+    free(dir);
+}
+
 static void test_crc32_known_value(void **state)
 {
     (void)state;
@@ -322,6 +357,7 @@ int main(void)
         cmocka_unit_test(test_damage_inside_the_log_is_an_error),
         cmocka_unit_test(test_damage_before_intact_records_is_not_a_torn_tail),
         cmocka_unit_test(test_bounded_scan_and_missing_segments),
+        cmocka_unit_test(test_truncated_middle_segment_is_damage),
         cmocka_unit_test(test_crc32_known_value),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
