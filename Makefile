@@ -68,16 +68,25 @@ test: build-test build-tsan build-plain
 bench: build
 	bench/run-all.sh 10
 
-# Fuzz the untrusted-input parsers with libFuzzer (clang); new interesting
-# inputs land in tests/fuzz/corpus. FUZZ_SECONDS bounds the run.
+# Fuzz with libFuzzer (clang): the untrusted-input parsers (fuzz_messages:
+# WebSocket messages, REST bodies, the op log readers, and the round trip of
+# every accepted state through a checkpoint) and recovery over damaged data
+# directories (fuzz_recovery). New interesting inputs land in
+# tests/fuzz/corpus and tests/fuzz/corpus-recovery. FUZZ_SECONDS bounds each.
 FUZZ_SECONDS ?= 60
+FUZZ_CORE = src/faults.c src/log.c src/jsonw.c src/model.c src/op.c src/identity.c src/hash.c \
+  src/idset.c src/oplog.c
 fuzz:
 	@./scripts/install-deps.sh test clang libclang-rt-14-dev
 	@mkdir -p build-fuzz
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc \
-	  tests/fuzz/fuzz_messages.c src/jsonw.c src/model.c src/op.c src/identity.c src/hash.c \
-	  src/idset.c $$(pkg-config --cflags --libs jansson) -lm -o build-fuzz/fuzz_messages
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc tests/fuzz/fuzz_messages.c \
+	  $(FUZZ_CORE) $$(pkg-config --cflags --libs jansson) -lm -o build-fuzz/fuzz_messages
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc tests/fuzz/fuzz_recovery.c \
+	  src/store.c src/kv.c src/kv_sqlite.c $(FUZZ_CORE) \
+	  $$(pkg-config --cflags --libs jansson sqlite3) -lm -lpthread -o build-fuzz/fuzz_recovery
 	build-fuzz/fuzz_messages -max_total_time=$(FUZZ_SECONDS) -max_len=4096 tests/fuzz/corpus
+	build-fuzz/fuzz_recovery -max_total_time=$(FUZZ_SECONDS) -max_len=1024 \
+	  tests/fuzz/corpus-recovery
 
 clean:
 	rm -rf build build-test build-tsan build-plain build-fuzz
