@@ -90,5 +90,10 @@ uint32_t gd_crc32(const uint8_t *p, size_t n);
 #define GD_OPLOG_MAX_PAYLOAD (1u << 20)
 /* fsyncs the directory at path. 0 or -errno. */
 int gd_fsync_dir(const char *path);
+/* TESTS ONLY: with on = 1 every fsync and fdatasync of the log (and
+ * gd_fsync_dir) is skipped, so nothing is durable; the power-loss tests use
+ * it to show that they notice (see GROOVED_TEST_UNSAFE_NO_SYNC in store.c).
+ * Never in production. */
+void gd_oplog_unsafe_skip_sync(int on);
 
 #endif

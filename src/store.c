@@ -31,6 +31,12 @@
  * finer sites. GROOVED_TEST_LOAD_DELAY_MS makes every load sleep that long
  * first (tests of what may happen while a load is slow).
  * Tests use them to simulate a failing disk without root or a full mount.
+ *
+ * TESTS ONLY: GROOVED_TEST_UNSAFE_NO_SYNC=1 skips every fsync and fdatasync
+ * of the op log and of directories, and opens durable.db with
+ * synchronous=OFF, so nothing is durable; the power-loss loop
+ * (tests/powerloss) uses it to show that it detects lost acknowledged ops.
+ * Startup logs a warning when it is set.
  */
 #include "store.h"
 
@@ -119,6 +125,8 @@ static void run_kv_put(gd_store *st, gd_job *job);
 static void run_kv_list(gd_store *st, gd_job *job);
 static void rewrite_behind(gd_store *st, behind *b);
 static int map_rc(sqlite3 *db, int rc, const char *what);
+
+static bool unsafe_no_sync; /* tests only: GROOVED_TEST_UNSAFE_NO_SYNC (see above) */
 
 int64_t gd_now_us(void)
 {
@@ -229,6 +237,8 @@ static int open_db(gd_store *st, const char *path)
                           "CREATE TABLE IF NOT EXISTS quarantine(id TEXT PRIMARY KEY, at INTEGER "
                           "NOT NULL, reason TEXT NOT NULL, dir TEXT NOT NULL) WITHOUT ROWID;",
                           NULL, NULL, NULL);
+    if (rc == SQLITE_OK && unsafe_no_sync)
+        rc = sqlite3_exec(st->db, "PRAGMA synchronous=OFF", NULL, NULL, NULL);
     /* Checkpoints written before they carried a CRC keep a NULL one. */
     if (rc == SQLITE_OK && !has_column(st->db, "sessions", "crc"))
         rc = sqlite3_exec(st->db, "ALTER TABLE sessions ADD COLUMN crc INTEGER", NULL, NULL, NULL);
@@ -263,6 +273,13 @@ int gd_store_open(gd_store **out, const char *dir, const gd_kv_ops *kv, void (*w
                   void *wake_arg)
 {
     *out = NULL;
+    const char *nosync = getenv("GROOVED_TEST_UNSAFE_NO_SYNC");
+    unsafe_no_sync = nosync && strcmp(nosync, "1") == 0;
+    if (unsafe_no_sync) {
+        gd_log(GD_LOG_WARN, "store: GROOVED_TEST_UNSAFE_NO_SYNC=1: nothing is made durable "
+                            "(a test of the tests; never use it for real data)");
+        gd_oplog_unsafe_skip_sync(1);
+    }
     if (mkdir(dir, 0755) == 0) {
         /* A new data directory: its entry must survive a power cut. */
         char parent[1024];
