@@ -1,13 +1,15 @@
 """Power-cut scenarios that the random loop (powerloss.py) reaches rarely or
 never, each cut at a chosen instant on lossyfs: grooved's first moments in
-a data directory it has just created."""
+a data directory it has just created, and in one restored from a backup of
+its database files alone (no op log yet)."""
 import asyncio
+import os
 import shutil
 import sys
 import tempfile
 
 from harness import Client, Server, run
-from lossy import Mount, require_fuse
+from lossy import Mount, fsync_path, require_fuse
 
 TRACK = {"id": "a", "name": "A", "sampleId": "kick", "steps": []}
 
@@ -84,10 +86,36 @@ async def test_fresh_data_directory_survives_a_cut_right_after_its_first_ops():
         rig.close()
 
 
+async def test_restored_checkpoints_without_op_log_survive_a_cut_after_the_first_ops():
+    """A data directory restored from a backup of its two database files
+    (after a graceful stop every op is folded into a checkpoint, so that
+    backup is complete): grooved creates log/ at startup, and the first acknowledged
+    ops go to a segment in it before anything else syncs the data
+    directory. log/'s own name must be durable before they are acknowledged."""
+    rig = Rig().boot()
+    try:
+        s = rig.start()
+        sid = s.create({"state": {"tracks": [TRACK]}})
+        assert s.stop() == 0
+        shutil.rmtree(rig.mount.path("data/log"))
+        for f in os.listdir(rig.mount.path("data")):
+            if f not in ("durable.db", "kv.db"):
+                os.unlink(rig.mount.path("data", f))
+        fsync_path(rig.mount.path("data"))
+        rig.mount.ctl("sync")  # the restore is complete and durable
+        s = rig.start()
+        await toggles(s, sid, 5)
+        rig.power_cut()
+        check_after_cut(rig, sid, 5)
+    finally:
+        rig.close()
+
+
 if __name__ == "__main__":
     try:
         require_fuse()
     except Exception as e:  # CI has FUSE: its absence is a failure, said loudly
         print(f"FAIL: {e}", flush=True)
         sys.exit(1)
-    run([test_fresh_data_directory_survives_a_cut_right_after_its_first_ops])
+    run([test_fresh_data_directory_survives_a_cut_right_after_its_first_ops,
+         test_restored_checkpoints_without_op_log_survive_a_cut_after_the_first_ops])
