@@ -3,8 +3,8 @@
 #   make test  install missing packages, build with ASan+UBSan, run every test
 #   make install [PREFIX=/usr/local] [DESTDIR=]   a Release build, installed
 #   make uninstall [PREFIX=/usr/local] [DESTDIR=] removes what install installs
-.PHONY: all deps deps-test build build-test build-tsan build-plain run test bench fuzz clean format \
-	build-install install uninstall
+.PHONY: all deps deps-test build build-test build-tsan build-plain run test powerloss bench fuzz \
+	clean format build-install install uninstall
 
 JOBS ?= $(shell nproc)
 
@@ -64,6 +64,14 @@ test: build-test build-tsan build-plain
 	cd build-test && TSAN_OPTIONS=halt_on_error=1 \
 	  GROOVED_BIN_OVERRIDE=$(CURDIR)/build-tsan/grooved ctest --output-on-failure -j 2 \
 	  -R 'e2e_test_(collab|crash|storage_failure|hibernation|eviction|static|data_safety)$$' 
+
+# Power cuts on lossyfs (tests/powerloss, docs/DURABILITY.md): CYCLES of them,
+# every kind in turn; needs /dev/fuse (root). `make test` runs 24.
+CYCLES ?= 100
+powerloss: build-test
+	GROOVED_BIN=$(CURDIR)/build-test/grooved LOSSYFS_BIN=$(CURDIR)/build-test/lossyfs \
+	  PYTHONPATH=$(CURDIR)/tests/e2e:$(CURDIR)/tests/powerloss \
+	  /usr/bin/python3 tests/powerloss/powerloss.py --cycles $(CYCLES) $(POWERLOSS_ARGS)
 
 bench: build
 	bench/run-all.sh 10

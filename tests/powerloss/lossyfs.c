@@ -41,7 +41,12 @@
  *        cut right after the N-th successful OP whose path contains SUBSTR.
  *        OP: write fsync fdatasync fsyncdir create mkdir unlink rmdir rename
  *        truncate any ("fsync" also matches fdatasync)
- *   disarm    forget an armed cut
+ *   fail OP SUBSTR N [count=K]
+ *        the N-th OP whose path contains SUBSTR, and the K-1 matching ones
+ *        after it (K = 1 by default), fail with EIO and change nothing: a
+ *        transient disk error (a failed fsync makes nothing durable). OP as
+ *        for arm, of write fsync fdatasync fsyncdir create unlink truncate
+ *   disarm    forget an armed cut and an armed failure
  *   sync      make everything durable now (like sync(2))
  *
  * SIGUSR1 to this process is `cut` with the mount's torn and seed options.
@@ -171,7 +176,7 @@ static struct {
     uint64_t wseq;
     struct {
         uint64_t writes, fsyncs, fdatasyncs, fsyncdirs, creates, mkdirs, unlinks, rmdirs, renames,
-            truncates, cuts;
+            truncates, cuts, injected;
     } count;
     struct {
         int on;
@@ -180,6 +185,13 @@ static struct {
         long remaining;
         cut_opts o;
     } arm;
+    struct {
+        int on;
+        char op[16];
+        char substr[256];
+        long pass;  /* matching operations still to let through */
+        long count; /* then this many fail */
+    } fail;
     char last_cut[256];
 } G = {.mu = PTHREAD_MUTEX_INITIALIZER, .rootfd = -1};
 
@@ -738,18 +750,37 @@ static void power_cut(const cut_opts *o, const char *why)
 static const char *const arm_ops[] = {"write",  "fsync", "fdatasync", "fsyncdir", "create", "mkdir",
                                       "unlink", "rmdir", "rename",    "truncate", "any"};
 
+static int op_matches(const char *want, const char *substr, const char *op, const char *path)
+{
+    if (strcmp(want, "any") != 0 && strcmp(want, op) != 0 &&
+        !(strcmp(want, "fsync") == 0 && strcmp(op, "fdatasync") == 0))
+        return 0;
+    return path && strstr(path, substr);
+}
+
 /* Called after every successful mutating operation. */
 static void armed(const char *op, const char *path)
 {
-    if (!G.arm.on || G.dead) return;
-    if (strcmp(G.arm.op, "any") != 0 && strcmp(G.arm.op, op) != 0 &&
-        !(strcmp(G.arm.op, "fsync") == 0 && strcmp(op, "fdatasync") == 0))
-        return;
-    if (!path || !strstr(path, G.arm.substr)) return;
+    if (!G.arm.on || G.dead || !op_matches(G.arm.op, G.arm.substr, op, path)) return;
     if (--G.arm.remaining > 0) return;
     char why[400];
     snprintf(why, sizeof(why), "armed: after %s %s", op, path);
     power_cut(&G.arm.o, why);
+}
+
+/* Called before a mutating operation: 1 if `fail` says it fails with EIO
+ * (having changed nothing). */
+static int injected(const char *op, const char *path)
+{
+    if (!G.fail.on || G.dead || !op_matches(G.fail.op, G.fail.substr, op, path)) return 0;
+    if (G.fail.pass > 0) {
+        G.fail.pass--;
+        return 0;
+    }
+    if (--G.fail.count <= 0) G.fail.on = 0;
+    G.count.injected++;
+    warnx("injected EIO: %s %s", op, path);
+    return 1;
 }
 
 /* ---- control file ----------------------------------------------------------- */
@@ -773,16 +804,21 @@ static char *status_text(size_t *len)
     fprintf(f,
             "ops writes=%" PRIu64 " fsyncs=%" PRIu64 " fdatasyncs=%" PRIu64 " fsyncdirs=%" PRIu64
             " creates=%" PRIu64 " mkdirs=%" PRIu64 " unlinks=%" PRIu64 " rmdirs=%" PRIu64
-            " renames=%" PRIu64 " truncates=%" PRIu64 " cuts=%" PRIu64 "\n",
+            " renames=%" PRIu64 " truncates=%" PRIu64 " cuts=%" PRIu64 " injected=%" PRIu64 "\n",
             G.count.writes, G.count.fsyncs, G.count.fdatasyncs, G.count.fsyncdirs, G.count.creates,
             G.count.mkdirs, G.count.unlinks, G.count.rmdirs, G.count.renames, G.count.truncates,
-            G.count.cuts);
+            G.count.cuts, G.count.injected);
     fprintf(f, "unsynced files=%zu dirty_pages=%zu writes=%zu\n", dirty_files, dirty_pages, live);
     if (G.arm.on)
         fprintf(f, "armed %s %s %ld torn=%u seed=%" PRIu64 " kill=%d\n", G.arm.op, G.arm.substr,
                 G.arm.remaining, G.arm.o.torn, G.arm.o.seed, (int)G.arm.o.kill_pid);
     else
         fprintf(f, "armed no\n");
+    if (G.fail.on)
+        fprintf(f, "failing %s %s pass=%ld count=%ld\n", G.fail.op, G.fail.substr, G.fail.pass,
+                G.fail.count);
+    else
+        fprintf(f, "failing no\n");
     fprintf(f, "last_cut %s\n", G.last_cut[0] ? G.last_cut : "none");
     fclose(f);
     *len = size;
@@ -824,16 +860,36 @@ static int ctl_command(char *line)
         power_cut(&o, "control file");
         return 0;
     }
-    if (strcmp(tok[0], "arm") == 0) {
+    int arm = strcmp(tok[0], "arm") == 0, fail = strcmp(tok[0], "fail") == 0;
+    long nth = 0;
+    if (arm || fail) { /* OP SUBSTR N ... */
         if (n < 4 || G.dead) return -EINVAL;
         size_t k;
         for (k = 0; k < sizeof(arm_ops) / sizeof(*arm_ops); k++)
             if (strcmp(tok[1], arm_ops[k]) == 0) break;
         char *end;
-        long count = strtol(tok[3], &end, 10);
-        if (k == sizeof(arm_ops) / sizeof(*arm_ops) || *end || count < 1 ||
+        nth = strtol(tok[3], &end, 10);
+        if (k == sizeof(arm_ops) / sizeof(*arm_ops) || *end || nth < 1 ||
             strlen(tok[2]) >= sizeof(G.arm.substr))
             return -EINVAL;
+    }
+    if (fail) {
+        long count = 1;
+        for (int i = 4; i < n; i++) {
+            char *end;
+            if (strncmp(tok[i], "count=", 6) != 0) return -EINVAL;
+            count = strtol(tok[i] + 6, &end, 10);
+            if (*end || count < 1) return -EINVAL;
+        }
+        snprintf(G.fail.op, sizeof(G.fail.op), "%s", tok[1]);
+        snprintf(G.fail.substr, sizeof(G.fail.substr), "%s", tok[2]);
+        G.fail.pass = nth - 1;
+        G.fail.count = count;
+        G.fail.on = 1;
+        return 0;
+    }
+    if (arm) {
+        long count = nth;
         for (int i = 4; i < n; i++)
             if (parse_cut_opt(tok[i], &o)) return -EINVAL;
         snprintf(G.arm.op, sizeof(G.arm.op), "%s", tok[1]);
@@ -845,6 +901,7 @@ static int ctl_command(char *line)
     }
     if (strcmp(tok[0], "disarm") == 0 && n == 1) {
         G.arm.on = 0;
+        G.fail.on = 0;
         return 0;
     }
     if (strcmp(tok[0], "sync") == 0 && n == 1) return G.dead ? -EIO : sync_all();
@@ -879,10 +936,15 @@ static int reserved(const node *d, const char *name)
     return d == G.root && (strcmp(name, CTL_NAME) == 0 || strcmp(name, HIDDEN) == 0);
 }
 
+static void child_label(const node *dir, const char *name, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s", dir == G.root ? "" : dir->label ? dir->label : "?", name);
+}
+
 static void set_label(node *n, const node *dir, const char *name)
 {
     char buf[PATH_MAX];
-    snprintf(buf, sizeof(buf), "%s/%s", dir == G.root ? "" : dir->label ? dir->label : "?", name);
+    child_label(dir, name, buf, sizeof(buf));
     free(n->label);
     n->label = strdup(buf);
 }
@@ -965,10 +1027,11 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     int rc = 0;
     if (d == G.root && strcmp(name, CTL_NAME) == 0) /* it works after a cut too */
         n = G.ctl;
-    else if ((rc = G.dead              ? EIO
-                   : !S_ISDIR(d->mode) ? ENOTDIR
-                                       : 0) == 0 &&
-             !(n = dmap_get(&d->cur, name)))
+    else if (G.dead)
+        rc = EIO;
+    else if (!S_ISDIR(d->mode))
+        rc = ENOTDIR;
+    else if (!(n = dmap_get(&d->cur, name)))
         rc = ENOENT;
     if (rc)
         fuse_reply_err(req, rc);
@@ -1020,6 +1083,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
         rc = EIO;
     } else if ((to_set & FUSE_SET_ATTR_SIZE) && !S_ISREG(n->mode)) {
         rc = EISDIR;
+    } else if ((to_set & FUSE_SET_ATTR_SIZE) && injected("truncate", n->label)) {
+        rc = EIO;
     }
     struct timespec t;
     now(&t);
@@ -1107,8 +1172,12 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         rc = S_ISDIR(n->mode) ? EISDIR : 0;
         if (rc == 0 && (fi->flags & O_TRUNC)) rc = -file_truncate(n, 0);
     } else if (rc == 0) {
+        char label[PATH_MAX];
+        child_label(d, name, label, sizeof(label));
         if ((mode & S_IFMT) && !S_ISREG(mode))
             rc = EPERM;
+        else if (injected("create", label))
+            rc = EIO;
         else if (!(n = node_new(S_IFREG | (mode & 07777))))
             rc = ENOMEM;
         if (rc == 0 && (rc = add_new(req, d, name, n)) == 0) {
@@ -1137,6 +1206,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
     node *d = N(parent);
     long i = G.dead ? -1 : dmap_find(&d->cur, name);
     int rc = G.dead ? EIO : i < 0 ? ENOENT : S_ISDIR(d->cur.v[i].n->mode) ? EISDIR : 0;
+    if (rc == 0 && injected("unlink", d->cur.v[i].n->label)) rc = EIO;
     if (rc == 0) {
         node *n = d->cur.v[i].n;
         n->links--;
@@ -1294,7 +1364,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
              line = strtok_r(NULL, "\n", &save))
             rc = ctl_command(line);
         free(copy);
-    } else if (G.dead) {
+    } else if (G.dead || injected("write", h->n->label)) {
         rc = -EIO;
     } else if ((rc = file_write(h->n, buf, size, off)) == 0) {
         G.count.writes++;
@@ -1313,7 +1383,10 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
     handle *h = H(fi);
     int rc = 0;
     if (!h->ctl) {
-        rc = G.dead ? EIO : -file_sync(h->n, datasync);
+        if (G.dead || injected(datasync ? "fdatasync" : "fsync", h->n->label))
+            rc = EIO; /* a failed sync makes nothing durable */
+        else
+            rc = -file_sync(h->n, datasync);
         if (rc == 0) {
             if (datasync)
                 G.count.fdatasyncs++;
@@ -1398,10 +1471,11 @@ static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fus
 {
     LOCK();
     node *d = N(ino);
-    int rc = G.dead ? EIO : -dir_sync(d);
+    const char *label = d == G.root ? "/" : d->label;
+    int rc = G.dead || injected("fsyncdir", label) ? EIO : -dir_sync(d);
     if (rc == 0) {
         G.count.fsyncdirs++;
-        armed("fsyncdir", d == G.root ? "/" : d->label);
+        armed("fsyncdir", label);
     }
     fuse_reply_err(req, rc);
     UNLOCK();

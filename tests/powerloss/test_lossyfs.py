@@ -440,6 +440,37 @@ def test_armed_cut_after_the_nth_matching_operation_with_kill():
         assert listing(b) == ["x0", "x1", "x2", "y"]
 
 
+def test_injected_failures_change_nothing():
+    with Fresh() as (m, b):
+        durable_file(m, "a", b"old")
+        m.ctl("fail fdatasync /a 1")
+        fd = os.open(m.path("a"), os.O_WRONLY)
+        os.pwrite(fd, b"new", 0)
+        try:
+            os.fdatasync(fd)
+            raise AssertionError("the injected fdatasync failure did not come")
+        except OSError as e:
+            assert e.errno == errno.EIO
+        m.cut()
+        os.close(fd)
+        assert read_file(os.path.join(b, "a")) == b"old", "a failed fdatasync made data durable"
+    with Fresh() as (m, b):
+        write_file(m.path("a"), b"")
+        m.ctl("fail write /a 2 count=2")
+        fd = os.open(m.path("a"), os.O_WRONLY)
+        results = []
+        for i in range(4):
+            try:
+                os.pwrite(fd, b"x", i)
+                results.append("ok")
+            except OSError as e:
+                results.append(errno.errorcode[e.errno])
+        os.close(fd)
+        assert results == ["ok", "EIO", "EIO", "ok"], results
+        assert read_file(m.path("a")) == b"x\0\0x"
+        assert "injected=2" in m.status()["ops"]
+
+
 def test_sigusr1_cuts():
     with Fresh() as (m, b):
         write_file(m.path("a"), b"a")
@@ -479,4 +510,5 @@ if __name__ == "__main__":
          test_sqlite_wal_full_keeps_commits_and_sync_off_loses_them,
          test_flock_is_exclusive,
          test_armed_cut_after_the_nth_matching_operation_with_kill,
+         test_injected_failures_change_nothing,
          test_sigusr1_cuts])
