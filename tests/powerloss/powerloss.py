@@ -102,14 +102,17 @@ def read_sessions(server, sids):
     return out
 
 
-def check_session(sid, base_steps, base_seq, now, obs):
-    """Returns the list of problems of one session after a cut."""
+def check_session(sid, base_steps, base_seq, now, obs, stats):
+    """Returns the list of problems of one session after a cut; counts the
+    acknowledged ops it lost in stats["lost_acked"]."""
     status, durable, steps = now
     if status != 200:
+        stats["lost_acked"] += len(obs["acked"])
         return [f"session {sid}: GET answers {status} (its creation was acknowledged)"]
     problems = []
     acked, seen, uncertain = obs["acked"], obs["seen"], obs["uncertain"]
     lost = sorted(q for q in acked if q > durable)
+    stats["lost_acked"] += len(lost)
     if lost:
         problems.append(f"session {sid}: {len(lost)} acknowledged ops lost (seq {lost[:8]}"
                         f"{'...' if len(lost) > 8 else ''}; serverSeq recovered as {durable})")
@@ -160,6 +163,7 @@ class Loop:
         self.sids = []
         self.stats = {"cycles": 0, "acked": 0, "seen": 0, "in_flight": 0, "armed_hit": 0,
                       "recovery_cuts": 0, "created": 0, "injected": 0,
+                      "lost_acked": 0, "lost_created": 0,
                       "evictions": 0, "hibernations": 0, "torn": 0, "losses": 0, "lossy_cycles": 0}
         self.problems = []
         self.starts = 0
@@ -357,11 +361,13 @@ class Loop:
         problems = []  # data: lost or not a prefix
         for sid in self.sids:
             _, base_seq, base_steps = base[sid]
-            problems += check_session(sid, base_steps, base_seq, now[sid], obs[sid])
-        for sid, name in self.created.items():
+            problems += check_session(sid, base_steps, base_seq, now[sid], obs[sid], self.stats)
+        for sid, name in list(self.created.items()):
             status, _, body = server.http("GET", f"/api/sessions/{sid}")
             if status != 200 or body.get("name") != name:
                 problems.append(f"session {sid} created over REST (201) is lost: GET {status}")
+                self.stats["lost_created"] += 1
+                del self.created[sid]  # reported once
         acked = sum(len(o["acked"]) for o in obs.values())
         seen = sum(len(o["seen"]) for o in obs.values())
         inflight = sum(len(o["uncertain"]) for o in obs.values())
@@ -370,7 +376,7 @@ class Loop:
         self.stats["seen"] += seen
         self.stats["in_flight"] += inflight
         self.stats["torn"] += torn != 0
-        self.stats["created"] = len(self.created)
+        self.stats["created"] = len(self.created) + self.stats["lost_created"]
         durable = {sid: now[sid][1] for sid in self.sids}
         print(f"cycle {i:3d} {kind:10s} torn={torn:<4d} acked={acked:4d} seen={seen:4d} "
               f"in-flight={inflight} serverSeq={list(durable.values())} "
@@ -418,7 +424,8 @@ class Loop:
               f"{s['armed_hit']} armed cuts hit, {s['recovery_cuts']} cuts during recovery, "
               f"{s['injected']} injected I/O errors, {s['evictions']} evictions and "
               f"{s['hibernations']} hibernations, "
-              f"{s['torn']} cycles with torn writes; {s['lossy_cycles']} cycles lost data",
+              f"{s['torn']} cycles with torn writes; {s['lossy_cycles']} cycles lost data "
+              f"({s['lost_acked']} acknowledged ops, {s['lost_created']} created sessions)",
               flush=True)
         return s
 
