@@ -36,10 +36,12 @@ In every cycle a REST client also creates sessions now and then; each
 created session (its 201 is an acknowledgement) must exist after every
 later cut.
 
-Usage: powerloss.py [--cycles N] [--seed S] [--kinds a,b] [--keep-going]
+Usage: powerloss.py [--cycles N] [--seed S] [--kinds a,b] [--torn 0,512] [--keep-going]
        powerloss.py --expect-loss --unsafe-no-sync [--cycles N]
 The second form checks the checker: with grooved's test-only switch that
-skips every fsync, the loop must report lost acknowledged ops.
+skips every fsync, the loop must report lost acknowledged ops (or, when torn
+writes keep part of what was not synced, a grooved that refuses to start
+on the inconsistent result).
 """
 import argparse
 import asyncio
@@ -163,7 +165,7 @@ class Loop:
         self.sids = []
         self.stats = {"cycles": 0, "acked": 0, "seen": 0, "in_flight": 0, "armed_hit": 0,
                       "recovery_cuts": 0, "created": 0, "injected": 0,
-                      "lost_acked": 0, "lost_created": 0,
+                      "lost_acked": 0, "lost_created": 0, "no_start": 0,
                       "evictions": 0, "hibernations": 0, "torn": 0, "losses": 0, "lossy_cycles": 0}
         self.problems = []
         self.starts = 0
@@ -344,7 +346,7 @@ class Loop:
             self.do_mount()
 
     def run_cycle(self, i, kind, next_kind):
-        torn = [0, 512, 4096][i % 3]
+        torn = self.o.torn[i % len(self.o.torn)]
         cut_seed = self.rng.randrange(1 << 32)
         base = read_sessions(self.server, self.sids)
         for sid, (status, _, _) in base.items():
@@ -355,7 +357,20 @@ class Loop:
         self.do_mount()  # the reboot
         if KINDS[kind].get("recovery_arm"):
             self.cut_during_recovery(next_kind, torn)
-        server = self.start_server(next_kind)  # must come up with no repair
+        try:
+            server = self.start_server(next_kind)  # must come up with no repair
+        except RuntimeError:
+            errors = log_errors(self.server) or self.server.read_log().splitlines()[-3:]
+            print(f"cycle {i:3d} {kind:10s} torn={torn:<4d} NO START | {cut_report}", flush=True)
+            for line in errors:
+                print("   " + line, flush=True)
+            self.stats["cycles"] += 1
+            self.stats["lossy_cycles"] += 1
+            self.stats["no_start"] += 1
+            self.problems.append(f"cycle {i} ({kind}, torn={torn}): grooved does not start")
+            if self.o.expect_loss:
+                raise StopIteration
+            raise Loss("grooved does not start after the cut (it needs manual repair)")
         startup = [f"startup logged: {line}" for line in log_errors(server)]
         now = read_sessions(server, self.sids)
         problems = []  # data: lost or not a prefix
@@ -425,7 +440,8 @@ class Loop:
               f"{s['injected']} injected I/O errors, {s['evictions']} evictions and "
               f"{s['hibernations']} hibernations, "
               f"{s['torn']} cycles with torn writes; {s['lossy_cycles']} cycles lost data "
-              f"({s['lost_acked']} acknowledged ops, {s['lost_created']} created sessions)",
+              f"({s['lost_acked']} acknowledged ops, {s['lost_created']} created sessions; "
+              f"{s['no_start']} times grooved would not start)",
               flush=True)
         return s
 
@@ -436,6 +452,8 @@ def main():
     ap.add_argument("--cycles", type=int, default=20)
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--kinds", default="random,trim,rotation,checkpoint,evict,ioerror,recovery")
+    ap.add_argument("--torn", default="0,512,4096",
+                    help="torn-write granularities the cycles take in turn (0: none)")
     ap.add_argument("--keep-going", action="store_true", help="count losses, do not stop")
     ap.add_argument("--unsafe-no-sync", action="store_true",
                     help="run grooved with GROOVED_TEST_UNSAFE_NO_SYNC=1 (skips every fsync)")
@@ -443,6 +461,9 @@ def main():
                     help="succeed only if some cycle loses acknowledged data")
     o = ap.parse_args()
     o.kinds = o.kinds.split(",")
+    o.torn = [int(t) for t in o.torn.split(",")]
+    if any(t not in (0, 512, 4096) for t in o.torn):
+        ap.error("--torn takes 0, 512 and 4096")
     for k in o.kinds:
         if k not in KINDS:
             ap.error(f"unknown kind {k}")
@@ -464,10 +485,11 @@ def main():
         return 1
     if o.expect_loss:
         if s["lossy_cycles"]:
-            print("ok: the loop reports lost acknowledged ops when grooved does not sync")
+            print("ok: the loop reports lost acknowledged data (or a grooved that cannot start) "
+                  "when grooved does not sync")
             return 0
-        print("FAIL: no cycle lost anything although grooved did not sync: the checker "
-              "cannot see losses")
+        print("FAIL: no cycle lost anything, and grooved always started, although it did not "
+              "sync: the checker cannot see losses")
         return 1
     return 1 if s["lossy_cycles"] else 0
 
