@@ -31,6 +31,16 @@
  *   lossyfs [-o torn=0|512|4096,seed=N] BACKING MOUNTPOINT [-f] [FUSE options]
  *   fusermount3 -u MOUNTPOINT           # or umount -l MOUNTPOINT
  *
+ * By hand, for example (-f: foreground; -o auto_unmount: no stale mount if
+ * lossyfs dies):
+ *
+ *   mkdir -p /tmp/b /tmp/m && lossyfs /tmp/b /tmp/m -f -o auto_unmount &
+ *   echo hello > /tmp/m/f                      # not durable: memory only
+ *   echo 'cut torn=512 seed=7' > /tmp/m/.lossyfs-ctl
+ *   cat /tmp/m/.lossyfs-ctl                    # state dead, last_cut ...
+ *   fusermount3 -u /tmp/m; ls /tmp/b           # what survived (no f)
+ *   lossyfs /tmp/b /tmp/m -f &                 # the reboot
+ *
  * Control: the file MOUNTPOINT/.lossyfs-ctl (not listed by readdir). Read it
  * for the state and counters; write one command per line to it:
  *
@@ -65,8 +75,9 @@
  * process holds (so a file whose durable names all went away can be named
  * again); it is emptied at mount and at unmount.
  *
- * Threads: FUSE runs single-threaded (-s); a second thread waits for
- * SIGUSR1. Both take the one global lock around every operation.
+ * Threads: one thread serves every FUSE request (fuse_session_loop); a
+ * second waits for SIGUSR1. Both take the one global lock, G.mu, for all
+ * state, and every reply is sent with it held.
  */
 #define FUSE_USE_VERSION 35
 #define _GNU_SOURCE
