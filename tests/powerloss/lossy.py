@@ -117,6 +117,7 @@ class Mount:
             r = subprocess.run(["fusermount3", "-u", self.mnt], capture_output=True)
             if r.returncode != 0:
                 subprocess.run(["umount", "-l", self.mnt], capture_output=True)
+        failure = None
         if self.proc:
             try:
                 self.proc.wait(15)
@@ -126,7 +127,7 @@ class Mount:
             code = self.proc.returncode
             self.proc = None
             if code not in (0, None):
-                raise RuntimeError(f"lossyfs exited with {code}:\n" + self.read_log())
+                failure = f"lossyfs exited with {code}:\n" + self.read_log()
         if self.mnt:
             try:
                 os.rmdir(self.mnt)
@@ -136,6 +137,8 @@ class Mount:
         if self.log_path:
             os.unlink(self.log_path)
             self.log_path = None
+        if failure:
+            raise RuntimeError(failure)
 
 
 def fsync_path(path):
