@@ -149,9 +149,10 @@ int gd_oplog_open(gd_oplog **out, const char *dir, size_t segment_bytes)
     log->seg_bytes = segment_bytes;
     snprintf(log->dir, sizeof(log->dir), "%s/log", dir);
     int rc = 0;
-    if (mkdir(log->dir, 0755) == 0)
-        rc = gd_fsync_dir(dir); /* the new directory's entry must survive a power cut */
-    else if (errno != EEXIST)
+    if (mkdir(log->dir, 0755) == 0 || errno == EEXIST)
+        rc = gd_fsync_dir(dir); /* its entry must survive a power cut, even one that came
+                                 * between an earlier mkdir and its sync */
+    else
         rc = -errno;
     if (rc) {
         free(log);

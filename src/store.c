@@ -280,8 +280,10 @@ int gd_store_open(gd_store **out, const char *dir, const gd_kv_ops *kv, void (*w
                             "(a test of the tests; never use it for real data)");
         gd_oplog_unsafe_skip_sync(1);
     }
-    if (mkdir(dir, 0755) == 0) {
-        /* A new data directory: its entry must survive a power cut. */
+    if (mkdir(dir, 0755) == 0 || errno == EEXIST) {
+        /* The data directory's entry must survive a power cut: synced at
+         * every start, since a crash may have come between an earlier
+         * mkdir and its sync. */
         char parent[1024];
         snprintf(parent, sizeof(parent), "%s", dir);
         char *slash = strrchr(parent, '/');
@@ -296,7 +298,7 @@ int gd_store_open(gd_store **out, const char *dir, const gd_kv_ops *kv, void (*w
             gd_log(GD_LOG_ERROR, "store: cannot sync %s: %s", parent, strerror(-rc));
             return rc;
         }
-    } else if (errno != EEXIST) {
+    } else {
         int rc = -errno;
         gd_log(GD_LOG_ERROR, "store: cannot create data directory %s: %s", dir, strerror(-rc));
         return rc;
