@@ -23,7 +23,10 @@
  * records of a session without a checkpoint row are the leftovers of a
  * creation whose commit never finished (they lie after log_end, or before
  * recovered_through when that recovery could not delete them); anywhere
- * else they mean a lost row, which is damage.
+ * else they mean a lost row, which is damage. Recovery's first half,
+ * find_damage, applies these rules and changes nothing; gd_store_verify
+ * (grooved verify) runs it too, on read-only handles of a stopped data
+ * directory, so that verify and recovery can never disagree about damage.
  *
  * Fault injection: when the environment names GROOVED_FAULT_FILE and that
  * file exists, every commit fails with -EIO before touching the database;
@@ -1841,10 +1844,11 @@ static void verify_fold(verifier *v, recovery *rv)
         report(v, GD_VERIFY_DAMAGE, "op log", "the fold stopped: %s", strerror(-rc));
     else
         report(v, GD_VERIFY_OK, "op log",
-               "starts at segment %016llx (durable.db's log_start: %016llx), its intact records "
-               "reach segment %016llx offset %llu (log_end: segment %016llx offset %llu)",
+               "starts at segment %016llx, %s; its intact records reach segment %016llx offset "
+               "%llu, no earlier than its log_end (segment %016llx offset %llu)",
                (unsigned long long)gd_oplog_pos_segment(gd_oplog_start(st->log)),
-               (unsigned long long)gd_oplog_pos_segment(f.log_start),
+               f.log_start ? "no later than durable.db's log_start"
+                           : "and durable.db records no log_start (never trimmed)",
                (unsigned long long)gd_oplog_pos_segment(f.intact_end), pos_offset(f.intact_end),
                (unsigned long long)gd_oplog_pos_segment(f.log_end), pos_offset(f.log_end));
     size_t folded = 0;

@@ -13,7 +13,8 @@
  * written over it. At startup such damage stops recovery, or, when the
  * operator chose quarantine, the session's checkpoint and log records are
  * copied to <dir>/quarantine/ and the session answers with an error until
- * the operator acts (-EUCLEAN).
+ * the operator acts (-EUCLEAN). gd_store_verify checks a stopped data
+ * directory by the same rules, changing nothing (grooved verify).
  *
  * Threads: the loop thread builds gd_jobs and submits them. Two lanes run
  * them, each strictly in submission order (FIFO): the commit lane runs

@@ -283,6 +283,32 @@ async def test_verify_refuses_a_running_server_and_checks_a_killed_one():
         s.cleanup()
 
 
+async def test_ops_acknowledged_after_the_last_checkpoint_are_in_the_backup():
+    """The snapshot's log_end is where the log ended at its last checkpoint
+    transaction; ops acknowledged since are only in the op log, and the
+    backup must copy the log as far as it was written, not to log_end."""
+    s = Server().start()
+    work = tmpdir()
+    restored = None
+    try:
+        sid = s.create(TRACKS)
+        c = await Client.join(s, sid)
+        for step in (1, 3, 5, 7, 9):
+            await c.request({"type": "toggle_step", "trackId": "a", "step": step}, "step_toggled")
+        dest = os.path.join(work, "backup")
+        b = grooved("backup", "--data-dir", s.data_dir, "--to", dest)
+        assert b.returncode == 0, b.stdout + b.stderr
+        await c.close()
+        restored = Server(data_dir=dest).start()
+        seq, steps = state_of(restored, sid)
+        assert seq == 5 and [i for i, on in enumerate(steps) if on] == [1, 3, 5, 7, 9], (seq, steps)
+    finally:
+        s.cleanup()
+        if restored:
+            restored.cleanup()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def test_bad_usage_and_targets():
     s = Server().start()
     work = tmpdir()
@@ -347,6 +373,7 @@ async def test_a_quarantined_session_is_backed_up_and_listed():
 
 if __name__ == "__main__":
     run([test_bad_usage_and_targets,
+         test_ops_acknowledged_after_the_last_checkpoint_are_in_the_backup,
          test_verify_refuses_a_running_server_and_checks_a_killed_one,
          test_verify_lists_its_checks_and_names_each_damaged_file,
          test_a_quarantined_session_is_backed_up_and_listed,
