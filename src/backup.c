@@ -466,8 +466,9 @@ static int backup_attempt(const char *from, const char *to, backup_result *res)
         if (fd < 0) {
             rc = -EAGAIN;
             snprintf(res->why, sizeof(res->why),
-                     "op log segment %016llx was made and deleted by the server before backup "
-                     "could open it",
+                     "op log segment %016llx, which the snapshot of durable.db needs, could not "
+                     "be opened: the server made and deleted it before backup could open it, or "
+                     "it is missing from the source",
                      (unsigned long long)seg);
             goto out;
         }
@@ -760,7 +761,7 @@ int gd_backup_main(int argc, char **argv)
     rc = -EAGAIN;
     for (int attempt = 1; attempt <= ATTEMPTS && rc == -EAGAIN; attempt++) {
         if (attempt > 1) {
-            gd_log_usage(stderr, "grooved backup", "backup_retry", "attempt,why",
+            gd_log_usage(stderr, "grooved backup", "backup_retry", "attempt,attempts,why",
                          "attempt %d of %d: %s; starting over", attempt - 1, ATTEMPTS, res->why);
             clear_dir(to);
             usleep((useconds_t)attempt * 100000);
