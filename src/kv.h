@@ -37,6 +37,14 @@ typedef struct gd_kv_ops {
     /* Calls fn for every stored id with the opno its value holds (-1 when
      * unknown: a value written before opnos were kept). Startup only. */
     int (*each_id)(void *ctx, void (*fn)(void *arg, const char *id, int64_t opno), void *arg);
+    /* Offline and read-only (grooved verify), without open: checks the view
+     * at `where` with the backend's own integrity check, then calls fn for
+     * every stored value. Fills what with what was checked (naming the file)
+     * or what is wrong. 0, -ENOENT when there is no view there, -EBADMSG
+     * when it is damaged, or another -errno. NULL: the backend has none. */
+    int (*verify)(const char *where,
+                  void (*fn)(void *arg, const char *id, const char *json, size_t len), void *arg,
+                  char *what, size_t whatlen);
 } gd_kv_ops;
 
 extern const gd_kv_ops gd_kv_sqlite;

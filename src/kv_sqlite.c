@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "dbcheck.h"
 #include "log.h"
 
 typedef struct kv_sqlite {
@@ -191,6 +193,55 @@ static int kv_del(void *ctx, const char *id)
     return rc == SQLITE_DONE ? 0 : -EIO;
 }
 
+/* Read-only, changing nothing (dbcheck.h). */
+static int kv_verify(const char *dir,
+                     void (*fn)(void *arg, const char *id, const char *json, size_t len), void *arg,
+                     char *what, size_t whatlen)
+{
+    char path[1024], problems[512];
+    snprintf(path, sizeof(path), "%s/kv.db", dir);
+    if (access(path, F_OK) != 0) {
+        snprintf(what, whatlen, "kv.db is missing");
+        return -ENOENT;
+    }
+    sqlite3 *db;
+    sqlite3_stmt *q = NULL;
+    if (gd_dbcheck_open(path, &db, problems, sizeof(problems)) != 0) {
+        snprintf(what, whatlen, "kv.db cannot be opened: %s", problems);
+        return -EBADMSG;
+    }
+    int pages, rc;
+    int ret = gd_dbcheck_integrity(db, &pages, problems, sizeof(problems));
+    if (ret) {
+        snprintf(what, whatlen, "kv.db: PRAGMA integrity_check: %s", problems);
+        goto out;
+    }
+    if (sqlite3_prepare_v2(db, "SELECT id, value FROM kv", -1, &q, NULL) != SQLITE_OK) {
+        snprintf(what, whatlen, "kv.db: its table cannot be read: %s", sqlite3_errmsg(db));
+        ret = -EBADMSG;
+        goto out;
+    }
+    size_t n = 0;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        const char *v = (const char *)sqlite3_column_blob(q, 1);
+        fn(arg, (const char *)sqlite3_column_text(q, 0), v ? v : "",
+           (size_t)sqlite3_column_bytes(q, 1));
+        n++;
+    }
+    if (rc != SQLITE_DONE) {
+        snprintf(what, whatlen, "kv.db: reading its values failed after %zu: %s", n,
+                 sqlite3_errmsg(db));
+        ret = -EBADMSG;
+    } else {
+        snprintf(what, whatlen, "kv.db: PRAGMA integrity_check: ok (%d pages), %zu values", pages,
+                 n);
+    }
+out:
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return ret;
+}
+
 const gd_kv_ops gd_kv_sqlite = {
     .name = "sqlite",
     .open = kv_open,
@@ -198,6 +249,7 @@ const gd_kv_ops gd_kv_sqlite = {
     .put = kv_put,
     .get = kv_get,
     .each_id = kv_each_id,
+    .verify = kv_verify,
     .list = kv_list,
     .del = kv_del,
 };

@@ -2,7 +2,8 @@
  * main — `grooved [flags]` runs the server; `grooved gc --data-dir DIR
  * --older-than-days N [--dry-run]` garbage-collects sessions nobody has
  * accessed for N days (offline: it refuses while a server holds the data
- * directory). Exit status: 0 success, 1 failure at run time, 2 bad usage.
+ * directory); `grooved backup` and `grooved verify` are in backup.c. Exit
+ * status: 0 success, 1 failure at run time, 2 bad usage.
  * Main thread only.
  */
 #include <errno.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backup.h"
 #include "config.h"
 #include "log.h"
 #include "server.h"
@@ -73,6 +75,8 @@ static int gc_main(int argc, char **argv)
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "gc") == 0) return gc_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "backup") == 0) return gd_backup_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "verify") == 0) return gd_verify_main(argc - 1, argv + 1);
     gd_config cfg;
     int rc = gd_config_load(&cfg, argc, argv, stderr);
     if (rc > 0) return 0;

@@ -170,6 +170,33 @@ int gd_oplog_open(gd_oplog **out, const char *dir, size_t segment_bytes)
     return 0;
 }
 
+int gd_oplog_open_readonly(gd_oplog **out, const char *dir)
+{
+    gd_oplog *log = calloc(1, sizeof(*log));
+    if (!log) return -ENOMEM;
+    log->fd = -1;
+    snprintf(log->dir, sizeof(log->dir), "%s/log", dir);
+    uint64_t lo, hi;
+    int rc = list_segments(log, &lo, &hi);
+    if (rc == 0 && hi) {
+        char path[1100];
+        struct stat st;
+        seg_path(log, hi, path, sizeof(path));
+        if (stat(path, &st) != 0)
+            rc = -errno;
+        else
+            log->size = (uint64_t)st.st_size;
+    }
+    if (rc) {
+        free(log);
+        return rc;
+    }
+    log->seg = hi;
+    log->first = lo ? lo : 1;
+    *out = log;
+    return 0;
+}
+
 void gd_oplog_close(gd_oplog *log)
 {
     if (!log) return;

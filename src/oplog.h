@@ -41,6 +41,10 @@ typedef struct gd_oplog_rec {
 /* Opens (creating) <dir>/log; a new directory is made durable in <dir>
  * before this returns. 0 or -errno; *out owned by the caller. */
 int gd_oplog_open(gd_oplog **out, const char *dir, size_t segment_bytes);
+/* Opens <dir>/log to read only (grooved verify): creates, writes and syncs
+ * nothing; only gd_oplog_scan without repair, gd_oplog_start and
+ * gd_oplog_end may be called on it. -ENOENT when there is no log directory. */
+int gd_oplog_open_readonly(gd_oplog **out, const char *dir);
 void gd_oplog_close(gd_oplog *log); /* NULL ok */
 
 /* Appends encoded records (gd_oplog_encode) durably. 0 or -errno; on error

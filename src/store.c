@@ -23,7 +23,10 @@
  * records of a session without a checkpoint row are the leftovers of a
  * creation whose commit never finished (they lie after log_end, or before
  * recovered_through when that recovery could not delete them); anywhere
- * else they mean a lost row, which is damage.
+ * else they mean a lost row, which is damage. Recovery's first half,
+ * find_damage, applies these rules and changes nothing; gd_store_verify
+ * (grooved verify) runs it too, on read-only handles of a stopped data
+ * directory, so that verify and recovery can never disagree about damage.
  *
  * Fault injection: when the environment names GROOVED_FAULT_FILE and that
  * file exists, every commit fails with -EIO before touching the database;
@@ -40,11 +43,13 @@
  */
 #include "store.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +58,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dbcheck.h"
 #include "faults.h"
 #include "idset.h"
 #include "log.h"
@@ -919,6 +925,18 @@ static int load_durable(gd_store *st, const char *id, gd_record *rec, int64_t *c
     return rc == -ENOENT ? 0 : rc;
 }
 
+/* Parses id's KV view value into *rec: 0, or -EBADMSG (rec cleared) when it
+ * is not a session record of that id. */
+static int parse_kv_value(const char *id, const char *text, size_t len, gd_record *rec)
+{
+    json_error_t jerr;
+    json_t *j = json_loadb(text, len, JSON_DECODE_INT_AS_REAL, &jerr);
+    int rc = j && gd_record_from_json(j, rec) == 0 && strcmp(rec->id, id) == 0 ? 0 : -EBADMSG;
+    if (rc) gd_record_clear(rec);
+    json_decref(j);
+    return rc;
+}
+
 /* Loads one session: the durable store first, the KV view for sessions that
  * were never live here. Anything that exists but cannot be read fails. */
 static void run_load(gd_store *st, gd_job *job)
@@ -935,18 +953,13 @@ static void run_load(gd_store *st, gd_job *job)
         char *text = NULL;
         rc = st->kv->get(st->kv_ctx, job->id, &text);
         if (rc == 0) {
-            json_error_t jerr;
-            json_t *kj = json_loads(text, JSON_DECODE_INT_AS_REAL, &jerr);
-            if (kj && gd_record_from_json(kj, &job->rec) == 0 &&
-                strcmp(job->rec.id, job->id) == 0) {
+            rc = parse_kv_value(job->id, text, strlen(text), &job->rec);
+            if (rc == 0) {
                 job->source = GD_SRC_KV;
                 job->rec.opno = 0;
             } else {
-                gd_record_clear(&job->rec);
                 snprintf(why, sizeof(why), "its KV view value (kv.db) does not parse");
-                rc = -EBADMSG;
             }
-            json_decref(kj);
         } else if (rc == -ENOENT) {
             rc = 0;
         }
@@ -1112,6 +1125,7 @@ typedef struct recovering {
     gd_record rec;
     rec_state state;
     bool has_row;
+    bool ckpt_bad; /* its checkpoint row cannot be read (why says why) */
     int64_t first_pos;
     size_t nrecords;
     char why[512];
@@ -1148,6 +1162,7 @@ static recovering *recovery_session(recovery *rv, const char *id)
     int rc =
         read_checkpoint(rv->st->db, rv->st->get_ckpt_w, id, &r->rec, &opno, r->why, sizeof(r->why));
     r->has_row = rc != -ENOENT;
+    r->ckpt_bad = rc != 0 && rc != -ENOENT;
     r->state = rc == 0 ? REC_OK : rc == -ENOENT ? REC_ORPHAN : REC_DAMAGED;
     if (rc != 0 && rc != -ENOENT && rc != -EBADMSG) rv->rc = rc; /* cannot even read: stop */
     return r;
@@ -1316,6 +1331,71 @@ static int64_t get_meta(gd_store *st, const char *key)
     return v;
 }
 
+typedef enum { LOG_INTACT, LOG_DAMAGED, LOG_START_MISSING, LOG_ENDS_EARLY } log_verdict;
+
+/* What the first half of recovery finds; gd_store_recover acts on it and
+ * gd_store_verify reports it. */
+typedef struct findings {
+    log_verdict log;
+    gd_oplog_damage dmg; /* LOG_DAMAGED: where; else what = "torn tail", or NULL */
+    int64_t log_start, log_end, recovered; /* from meta */
+    int64_t intact_end;                    /* where the intact records end */
+    size_t ndamaged, norphans;
+} findings;
+
+/*
+ * The first half of recovery, which changes nothing (gd_store_verify runs
+ * it too): scans the whole op log, folding each record into its session's
+ * checkpoint in rv; checks that the log starts no later than log_start and
+ * that its intact records reach log_end; then classifies the sessions with
+ * records and no checkpoint row: an unfinished creation (REC_ORPHAN: its
+ * records lie after log_end, or before recovered_through) or a lost row
+ * (REC_DAMAGED). Returns 0 (damaged sessions are counted in f->ndamaged, not
+ * an error), -EBADMSG when the log itself is damaged (f->log says how), or
+ * another -errno.
+ */
+static int find_damage(gd_store *st, recovery *rv, findings *f)
+{
+    memset(f, 0, sizeof(*f));
+    f->log_end = get_meta(st, "log_end");
+    f->recovered = get_meta(st, "recovered_through");
+    f->log_start = get_meta(st, "log_start");
+    int rc = gd_oplog_scan(st->log, 0, INT64_MAX, 0, recover_record, rv, &f->dmg);
+    if (rc == -EBADMSG) {
+        f->log = LOG_DAMAGED;
+        return rc;
+    }
+    if (rc == 0) rc = rv->rc;
+    if (rc) return rc;
+    /* The log must still start where it was trimmed to, and reach at least
+     * as far as it did at the last checkpoint transaction. */
+    f->intact_end = f->dmg.what ? f->dmg.pos : gd_oplog_end(st->log);
+    if (gd_oplog_start(st->log) > f->log_start && f->log_start > 0) {
+        f->log = LOG_START_MISSING;
+        return -EBADMSG;
+    }
+    if (f->intact_end < f->log_end) {
+        f->log = LOG_ENDS_EARLY;
+        return -EBADMSG;
+    }
+    /* Log records with no checkpoint row: an unfinished creation, or a lost row. */
+    for (size_t i = 0; i < rv->n; i++) {
+        recovering *r = &rv->recs[i];
+        if (r->state == REC_ORPHAN) {
+            if (r->first_pos >= f->log_end || r->first_pos < f->recovered) {
+                f->norphans++;
+            } else {
+                r->state = REC_DAMAGED;
+                snprintf(r->why, sizeof(r->why),
+                         "the op log has %zu records of it but durable.db lost its checkpoint",
+                         r->nrecords);
+            }
+        }
+        if (r->state == REC_DAMAGED) f->ndamaged++;
+    }
+    return 0;
+}
+
 /*
  * Crash recovery, at startup before the lanes run: replays every intact op
  * log record onto its session's checkpoint (through gd_apply, in log
@@ -1331,77 +1411,50 @@ int gd_store_recover(gd_store *st, gd_damage_policy policy, size_t *quarantined)
     recovery rv = {.st = st};
     gd_idset_init(&rv.index);
     size_t nquar = 0;
-    gd_oplog_damage dmg;
-    int64_t log_end = get_meta(st, "log_end"), recovered = get_meta(st, "recovered_through");
-    int rc = gd_oplog_scan(st->log, 0, INT64_MAX, 0, recover_record, &rv, &dmg);
-    if (rc == -EBADMSG) {
+    findings f;
+    int rc = find_damage(st, &rv, &f);
+    if (rc == -EBADMSG && f.log == LOG_DAMAGED)
         gd_log(GD_LOG_ERROR,
                "recovery: the op log is damaged: %s at offset %llu: %s. The records it hides "
                "cannot be attributed to sessions, so grooved will not start; restore the data "
                "directory from a backup (grooved changed nothing)",
-               dmg.path, (unsigned long long)dmg.offset, dmg.what);
-        goto done;
-    }
-    if (rc == 0) rc = rv.rc;
-    if (rc) goto done;
-    bool torn = dmg.what != NULL;
-    /* The log must still start where it was trimmed to, and reach at least
-     * as far as it did at the last checkpoint transaction. */
-    int64_t log_start = get_meta(st, "log_start");
-    int64_t intact_end = torn ? dmg.pos : gd_oplog_end(st->log);
-    if (gd_oplog_start(st->log) > log_start && log_start > 0) {
+               f.dmg.path, (unsigned long long)f.dmg.offset, f.dmg.what);
+    else if (rc == -EBADMSG && f.log == LOG_START_MISSING)
         gd_log(GD_LOG_ERROR,
                "recovery: op log segments are missing: it starts at segment %llu, but segment "
                "%llu onwards must be there (in %s/log). grooved changed nothing and will not "
                "start; restore the data directory from a backup",
                (unsigned long long)gd_oplog_pos_segment(gd_oplog_start(st->log)),
-               (unsigned long long)gd_oplog_pos_segment(log_start), st->dir);
-        rc = -EBADMSG;
-        goto done;
-    }
-    if (intact_end < log_end) {
+               (unsigned long long)gd_oplog_pos_segment(f.log_start), st->dir);
+    else if (rc == -EBADMSG)
         gd_log(GD_LOG_ERROR,
                "recovery: the op log ends early: its intact records end at segment %llu offset "
                "%llu, but records up to segment %llu offset %llu were on disk before a later "
                "commit (in %s/log). grooved changed nothing and will not start; restore the "
                "data directory from a backup",
-               (unsigned long long)gd_oplog_pos_segment(intact_end),
-               (unsigned long long)(intact_end & ((1ll << 40) - 1)),
-               (unsigned long long)gd_oplog_pos_segment(log_end),
-               (unsigned long long)(log_end & ((1ll << 40) - 1)), st->dir);
-        rc = -EBADMSG;
-        goto done;
-    }
+               (unsigned long long)gd_oplog_pos_segment(f.intact_end),
+               (unsigned long long)(f.intact_end & ((1ll << 40) - 1)),
+               (unsigned long long)gd_oplog_pos_segment(f.log_end),
+               (unsigned long long)(f.log_end & ((1ll << 40) - 1)), st->dir);
+    if (rc) goto done;
+    bool torn = f.dmg.what != NULL;
     if (torn)
         gd_log(GD_LOG_WARN,
                "recovery: torn tail of the op log at %s offset %llu (never "
                "acknowledged); it is dropped",
-               dmg.path, (unsigned long long)dmg.offset);
-
-    /* Log records with no checkpoint row: an unfinished creation, or a lost row. */
-    size_t ndamaged = 0, norphans = 0;
+               f.dmg.path, (unsigned long long)f.dmg.offset);
     for (size_t i = 0; i < rv.n; i++) {
         recovering *r = &rv.recs[i];
-        if (r->state == REC_ORPHAN) {
-            if (r->first_pos >= log_end || r->first_pos < recovered) {
-                norphans++;
-                gd_log(GD_LOG_WARN,
-                       "recovery: session %s: %zu log records of a creation that never "
-                       "committed (never acknowledged); dropped",
-                       r->id, r->nrecords);
-            } else {
-                r->state = REC_DAMAGED;
-                snprintf(r->why, sizeof(r->why),
-                         "the op log has %zu records of it but durable.db lost its checkpoint",
-                         r->nrecords);
-            }
-        }
-        if (r->state == REC_DAMAGED) {
-            ndamaged++;
+        if (r->state == REC_ORPHAN)
+            gd_log(GD_LOG_WARN,
+                   "recovery: session %s: %zu log records of a creation that never "
+                   "committed (never acknowledged); dropped",
+                   r->id, r->nrecords);
+        else if (r->state == REC_DAMAGED)
             gd_log(GD_LOG_ERROR, "recovery: session %s cannot be recovered: %s (in %s)", r->id,
                    r->why, st->dir);
-        }
     }
+    size_t ndamaged = f.ndamaged, norphans = f.norphans;
     if (ndamaged && policy != GD_DAMAGE_QUARANTINE) {
         gd_log(GD_LOG_ERROR,
                "recovery: %zu sessions cannot be recovered (listed above); grooved changed "
@@ -1596,5 +1649,429 @@ int gd_store_gc(gd_store *st, int64_t cutoff_ms, bool dry_run, size_t *removed)
     *removed = g.nold;
     free(g.old);
     gd_idset_free(&g.durable);
+    return rc;
+}
+
+/* ---- offline verification (grooved verify) ----------------------------- */
+
+typedef struct verifier {
+    const gd_verify_sink *sink;
+    gd_verify_counts *counts;
+    gd_store *st;     /* read-only: db, get_ckpt_w and log; no lanes */
+    gd_idset durable; /* ids with a checkpoint row */
+    gd_idset quarantined;
+} verifier;
+
+static void report(verifier *v, gd_verify_level level, const char *subject, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void report(verifier *v, gd_verify_level level, const char *subject, const char *fmt, ...)
+{
+    char text[1400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    if (level == GD_VERIFY_DAMAGE)
+        v->counts->damage++;
+    else if (level == GD_VERIFY_WARN)
+        v->counts->warnings++;
+    else
+        v->counts->ok++;
+    v->sink->line(v->sink->arg, level, subject, text);
+}
+
+/* "log/<name>" for a segment path the op log reported. */
+static const char *segment_name(const char *path, char *out, size_t len)
+{
+    const char *base = strrchr(path, '/');
+    snprintf(out, len, "log/%s", base ? base + 1 : path);
+    return out;
+}
+
+static unsigned long long pos_offset(int64_t pos)
+{
+    return (unsigned long long)(pos & ((1ll << 40) - 1));
+}
+
+/* Opens durable.db read-only, changing nothing (dbcheck.h), and checks it.
+ * Fills st->db and st->get_ckpt_w when its tables can be read. */
+static void verify_database(verifier *v)
+{
+    gd_store *st = v->st;
+    char path[1100], what[600];
+    snprintf(path, sizeof(path), "%s/durable.db", st->dir);
+    if (access(path, F_OK) != 0) {
+        report(v, GD_VERIFY_DAMAGE, "durable.db",
+               "missing: no checkpoints (this is not a grooved data directory, or it lost them)");
+        return;
+    }
+    sqlite3 *db;
+    if (gd_dbcheck_open(path, &db, what, sizeof(what)) != 0) {
+        report(v, GD_VERIFY_DAMAGE, "durable.db", "cannot be opened: %s", what);
+        return;
+    }
+    int pages;
+    if (gd_dbcheck_integrity(db, &pages, what, sizeof(what)) != 0)
+        report(v, GD_VERIFY_DAMAGE, "durable.db", "PRAGMA integrity_check: %s", what);
+    else
+        report(v, GD_VERIFY_OK, "durable.db", "PRAGMA integrity_check: ok (%d pages)", pages);
+    /* Checkpoints written before they carried a CRC have no crc column yet. */
+    const char *get = has_column(db, "sessions", "crc")
+                          ? "SELECT opno, record, crc FROM sessions WHERE id = ?1"
+                          : "SELECT opno, record, NULL FROM sessions WHERE id = ?1";
+    if (sqlite3_prepare_v2(db, get, -1, &st->get_ckpt_w, NULL) != SQLITE_OK) {
+        report(v, GD_VERIFY_DAMAGE, "durable.db", "its sessions table cannot be read: %s",
+               sqlite3_errmsg(db));
+        sqlite3_close(db);
+        return;
+    }
+    st->db = db;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+typedef struct seg_count {
+    uint64_t seg;
+    size_t records;
+} seg_count;
+
+static int count_segment_record(void *arg, const gd_oplog_rec *r)
+{
+    seg_count *c = arg;
+    if (gd_oplog_pos_segment(r->pos) != c->seg) return 1; /* the next segment: done */
+    c->records++;
+    return 0;
+}
+
+/* Every segment on its own: its records and CRCs (and that the next one's
+ * rotation header names its size), and that the numbers have no gaps. The
+ * same scan as recovery, so a torn tail is told from damage the same way. */
+static void verify_segments(verifier *v)
+{
+    char path[1100], name[1200];
+    snprintf(path, sizeof(path), "%s/log", v->st->dir);
+    DIR *d = opendir(path);
+    if (!d) {
+        report(v, GD_VERIFY_DAMAGE, "log/", "cannot be read: %s", strerror(errno));
+        return;
+    }
+    uint64_t *segs = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char *end;
+        unsigned long long k = strtoull(e->d_name, &end, 16);
+        if (end == e->d_name || strcmp(end, ".log") != 0 || k == 0) continue;
+        if (n == cap) {
+            uint64_t *p = realloc(segs, (cap = cap ? cap * 2 : 64) * sizeof(*p));
+            if (!p) break;
+            segs = p;
+        }
+        segs[n++] = k;
+    }
+    closedir(d);
+    qsort(segs, n, sizeof(*segs), cmp_u64);
+    if (n == 0) report(v, GD_VERIFY_WARN, "log/", "no segments (an empty log)");
+    size_t gaps = 0;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(name, sizeof(name), "log/%016llx.log", (unsigned long long)segs[i]);
+        if (i > 0 && segs[i] != segs[i - 1] + 1) {
+            gaps++;
+            report(v, GD_VERIFY_DAMAGE, "log/",
+                   "segments %016llx to %016llx are missing between log/%016llx.log and %s",
+                   (unsigned long long)segs[i - 1] + 1, (unsigned long long)segs[i] - 1,
+                   (unsigned long long)segs[i - 1], name);
+        }
+        struct stat sb;
+        snprintf(path, sizeof(path), "%s/log/%016llx.log", v->st->dir, (unsigned long long)segs[i]);
+        long long size = stat(path, &sb) == 0 ? (long long)sb.st_size : -1;
+        seg_count c = {.seg = segs[i]};
+        gd_oplog_damage dmg;
+        int rc = gd_oplog_scan(v->st->log, (int64_t)(segs[i] << 40), INT64_MAX, 0,
+                               count_segment_record, &c, &dmg);
+        bool here = dmg.what && gd_oplog_pos_segment(dmg.pos) == segs[i];
+        if (rc == -EBADMSG && here)
+            report(v, GD_VERIFY_DAMAGE, name, "%s at offset %llu (%zu intact records before it)",
+                   dmg.what, (unsigned long long)dmg.offset, c.records);
+        else if (rc != 0 && rc != -EBADMSG)
+            report(v, GD_VERIFY_DAMAGE, name, "cannot be read: %s", strerror(-rc));
+        else if (rc == 0 && here)
+            report(v, GD_VERIFY_WARN, name,
+                   "%zu intact records, then a torn tail at offset %llu of %lld bytes (a write "
+                   "that never finished: nothing in it was acknowledged; recovery drops it)",
+                   c.records, (unsigned long long)dmg.offset, size);
+        else
+            report(v, GD_VERIFY_OK, name, "%zu records, %lld bytes, every CRC intact", c.records,
+                   size);
+    }
+    if (n > 0 && gaps == 0)
+        report(v, GD_VERIFY_OK, "log/", "%zu segments, %016llx to %016llx, without gaps", n,
+               (unsigned long long)segs[0], (unsigned long long)segs[n - 1]);
+    free(segs);
+}
+
+/* The fold, as recovery does it (find_damage), without its writes. */
+static void verify_fold(verifier *v, recovery *rv)
+{
+    gd_store *st = v->st;
+    findings f;
+    char name[1200];
+    int rc = find_damage(st, rv, &f);
+    if (rc == -EBADMSG && f.log == LOG_DAMAGED)
+        report(v, GD_VERIFY_DAMAGE, "op log",
+               "damaged: %s at offset %llu: %s; the records after it cannot be attributed to "
+               "sessions, so recovery refuses to start",
+               segment_name(f.dmg.path, name, sizeof(name)), (unsigned long long)f.dmg.offset,
+               f.dmg.what);
+    else if (rc == -EBADMSG && f.log == LOG_START_MISSING)
+        report(v, GD_VERIFY_DAMAGE, "op log",
+               "segments are missing: it starts at segment %016llx, but durable.db's log_start "
+               "says segment %016llx onwards must be there",
+               (unsigned long long)gd_oplog_pos_segment(gd_oplog_start(st->log)),
+               (unsigned long long)gd_oplog_pos_segment(f.log_start));
+    else if (rc == -EBADMSG)
+        report(v, GD_VERIFY_DAMAGE, "op log",
+               "ends early: its intact records end at segment %016llx offset %llu, but "
+               "durable.db's log_end says records up to segment %016llx offset %llu were on disk",
+               (unsigned long long)gd_oplog_pos_segment(f.intact_end), pos_offset(f.intact_end),
+               (unsigned long long)gd_oplog_pos_segment(f.log_end), pos_offset(f.log_end));
+    else if (rc)
+        report(v, GD_VERIFY_DAMAGE, "op log", "the fold stopped: %s", strerror(-rc));
+    else
+        report(v, GD_VERIFY_OK, "op log",
+               "starts at segment %016llx, %s; its intact records reach segment %016llx offset "
+               "%llu, no earlier than its log_end (segment %016llx offset %llu)",
+               (unsigned long long)gd_oplog_pos_segment(gd_oplog_start(st->log)),
+               f.log_start ? "no later than durable.db's log_start"
+                           : "and durable.db records no log_start (never trimmed)",
+               (unsigned long long)gd_oplog_pos_segment(f.intact_end), pos_offset(f.intact_end),
+               (unsigned long long)gd_oplog_pos_segment(f.log_end), pos_offset(f.log_end));
+    size_t folded = 0;
+    for (size_t i = 0; i < rv->n; i++) {
+        recovering *r = &rv->recs[i];
+        if (r->state == REC_DAMAGED && !r->ckpt_bad) /* bad checkpoints: see verify_checkpoints */
+            report(v, GD_VERIFY_DAMAGE, "op log", "session %s cannot be recovered: %s", r->id,
+                   r->why);
+        else if (r->state == REC_ORPHAN && rc == 0)
+            report(v, GD_VERIFY_WARN, "op log",
+                   "session %s: %zu log records of a creation that never committed (never "
+                   "acknowledged); recovery drops them",
+                   r->id, r->nrecords);
+        folded += r->state == REC_OK;
+    }
+    if (rc == 0)
+        report(v, GD_VERIFY_OK, "fold",
+               "%zu log records of %zu sessions replay onto their checkpoints through gd_apply, "
+               "as recovery would replay them (%zu sessions cannot)",
+               rv->rows, folded, f.ndamaged);
+}
+
+typedef struct verified_session {
+    char id[37];
+    int64_t opno, server_seq;
+} verified_session;
+
+/* Every checkpoint row, not only those the log has records of; then the
+ * sessions that recovery would give, to sink->session. */
+static void verify_checkpoints(verifier *v, const recovery *rv, bool log_ok)
+{
+    gd_store *st = v->st;
+    sqlite3_stmt *q;
+    verified_session *good = NULL;
+    size_t ngood = 0, cap = 0, nrows = 0, nbad = 0, nocrc = 0;
+    const char *list = has_column(st->db, "sessions", "crc")
+                           ? "SELECT id, crc IS NULL FROM sessions ORDER BY id"
+                           : "SELECT id, 1 FROM sessions ORDER BY id";
+    if (sqlite3_prepare_v2(st->db, list, -1, &q, NULL) != SQLITE_OK) {
+        report(v, GD_VERIFY_DAMAGE, "durable.db", "its checkpoints cannot be listed: %s",
+               sqlite3_errmsg(st->db));
+        return;
+    }
+    int step;
+    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+        char id[37], why[512] = "";
+        snprintf(id, sizeof(id), "%s", (const char *)sqlite3_column_text(q, 0));
+        gd_idset_add(&v->durable, id);
+        nrows++;
+        gd_record rec;
+        memset(&rec, 0, sizeof(rec));
+        gd_state_init(&rec.state);
+        int64_t opno = 0;
+        int rc = read_checkpoint(st->db, st->get_ckpt_w, id, &rec, &opno, why, sizeof(why));
+        nocrc += rc == 0 && sqlite3_column_int(q, 1);
+        if (rc != 0) {
+            nbad++;
+            bool quar = gd_idset_has(&v->quarantined, id);
+            report(v, quar ? GD_VERIFY_WARN : GD_VERIFY_DAMAGE, "durable.db", "session %s: %s%s",
+                   id, rc == -EBADMSG ? why : strerror(-rc),
+                   quar ? " (it is quarantined: see above)" : "");
+        } else if (v->sink->session) {
+            if (ngood == cap) {
+                verified_session *p = realloc(good, (cap = cap ? cap * 2 : 64) * sizeof(*p));
+                if (!p) {
+                    gd_record_clear(&rec);
+                    break;
+                }
+                good = p;
+            }
+            verified_session *g = &good[ngood++];
+            snprintf(g->id, sizeof(g->id), "%s", id);
+            g->opno = opno;
+            g->server_seq = (int64_t)rec.server_seq;
+        }
+        gd_record_clear(&rec);
+    }
+    if (step != SQLITE_DONE && step != SQLITE_ROW)
+        report(v, GD_VERIFY_DAMAGE, "durable.db", "listing its checkpoints failed after %zu: %s",
+               nrows, sqlite3_errmsg(st->db));
+    sqlite3_finalize(q);
+    report(v, GD_VERIFY_OK, "durable.db",
+           "%zu checkpoints read: %zu pass their CRC, parse and name their own session and op "
+           "number (%zu have no CRC: written before checkpoints carried one)",
+           nrows, nrows - nbad, nocrc);
+    for (size_t i = 0; log_ok && i < ngood; i++) {
+        int64_t at;
+        verified_session *g = &good[i];
+        if (gd_idset_get(&rv->index, g->id, &at)) {
+            const recovering *r = &rv->recs[at];
+            if (r->state != REC_OK) continue;
+            g->opno = (int64_t)r->rec.opno;
+            g->server_seq = (int64_t)r->rec.server_seq;
+        }
+        v->sink->session(v->sink->arg, g->id, g->opno, g->server_seq);
+    }
+    free(good);
+}
+
+static void verify_quarantine(verifier *v)
+{
+    sqlite3_stmt *q;
+    size_t n = 0;
+    if (sqlite3_prepare_v2(v->st->db, "SELECT id, at, reason, dir FROM quarantine ORDER BY id", -1,
+                           &q, NULL) != SQLITE_OK) {
+        report(v, GD_VERIFY_OK, "quarantine", "no quarantine table (no session set aside)");
+        return;
+    }
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(q, 0);
+        gd_idset_add(&v->quarantined, id);
+        report(v, GD_VERIFY_WARN, "quarantine",
+               "session %s was set aside at %lld ms since the epoch: %s (see %s)", id,
+               (long long)sqlite3_column_int64(q, 1), (const char *)sqlite3_column_text(q, 2),
+               (const char *)sqlite3_column_text(q, 3));
+        n++;
+    }
+    sqlite3_finalize(q);
+    if (n == 0) report(v, GD_VERIFY_OK, "quarantine", "no session set aside");
+}
+
+typedef struct kv_tally {
+    verifier *v;
+    size_t values, only_kv;
+} kv_tally;
+
+static void verify_kv_value(void *arg, const char *id, const char *json, size_t len)
+{
+    kv_tally *t = arg;
+    bool durable = gd_idset_has(&t->v->durable, id);
+    t->values++;
+    t->only_kv += !durable;
+    gd_record rec;
+    memset(&rec, 0, sizeof(rec));
+    gd_state_init(&rec.state);
+    if (parse_kv_value(id, json, len, &rec) != 0)
+        report(t->v, durable ? GD_VERIFY_WARN : GD_VERIFY_DAMAGE, "kv.db",
+               "session %s: its value does not parse as its session record%s", id,
+               durable ? " (the durable store has the session; its KV view is rewritten from "
+                         "there when it next leaves memory)"
+                       : " (and the durable store does not have it: it cannot be loaded)");
+    gd_record_clear(&rec);
+}
+
+static void verify_kv(verifier *v, const gd_kv_ops *kv)
+{
+    char what[700];
+    if (!kv || !kv->verify) {
+        report(v, GD_VERIFY_OK, "KV view", "not checked (backend %s)", kv ? kv->name : "none");
+        return;
+    }
+    kv_tally t = {.v = v};
+    int rc = kv->verify(v->st->dir, verify_kv_value, &t, what, sizeof(what));
+    if (rc == -ENOENT)
+        report(v, GD_VERIFY_WARN, "KV view",
+               "%s (it is rebuilt from the durable store at the next start)", what);
+    else if (rc)
+        report(v, GD_VERIFY_DAMAGE, "KV view", "%s", what);
+    else
+        report(v, GD_VERIFY_OK, "KV view", "%s, %zu of sessions only in the KV view", what,
+               t.only_kv);
+}
+
+int gd_store_verify(const char *dir, const gd_kv_ops *kv, const gd_verify_sink *sink,
+                    gd_verify_counts *counts)
+{
+    memset(counts, 0, sizeof(*counts));
+    struct stat sb;
+    if (stat(dir, &sb) != 0) return -errno;
+    if (!S_ISDIR(sb.st_mode)) return -ENOTDIR;
+    /* A server holds LOCK exclusively: a shared lock keeps one from starting
+     * meanwhile. No LOCK file is created: its absence says that no grooved
+     * has opened the directory (grooved backup relies on that). */
+    char path[1100];
+    snprintf(path, sizeof(path), "%s/LOCK", dir);
+    int lock_fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (lock_fd < 0 && errno != ENOENT) return -errno;
+    if (lock_fd >= 0 && flock(lock_fd, LOCK_SH | LOCK_NB) != 0) {
+        int err = errno;
+        close(lock_fd);
+        return err == EWOULDBLOCK ? -EBUSY : -err;
+    }
+    gd_store *st = calloc(1, sizeof(*st));
+    if (!st) {
+        if (lock_fd >= 0) close(lock_fd);
+        return -ENOMEM;
+    }
+    snprintf(st->dir, sizeof(st->dir), "%s", dir);
+    st->lock_fd = -1;
+    verifier v = {.sink = sink, .counts = counts, .st = st};
+    gd_idset_init(&v.durable);
+    gd_idset_init(&v.quarantined);
+    recovery rv = {.st = st};
+    gd_idset_init(&rv.index);
+
+    report(&v, GD_VERIFY_OK, "LOCK",
+           lock_fd >= 0 ? "held (shared) while checking: no grooved runs on this directory"
+                        : "absent: no grooved has opened this directory since it was written");
+    verify_database(&v);
+    int rc = gd_oplog_open_readonly(&st->log, dir);
+    if (rc == -ENOENT)
+        report(&v, GD_VERIFY_DAMAGE, "log/", "missing: the op log is gone");
+    else if (rc)
+        report(&v, GD_VERIFY_DAMAGE, "log/", "cannot be read: %s", strerror(-rc));
+    else
+        verify_segments(&v);
+    if (st->db) verify_quarantine(&v);
+    size_t before = counts->damage;
+    if (st->db && st->log) verify_fold(&v, &rv);
+    if (st->db) verify_checkpoints(&v, &rv, st->log && counts->damage == before);
+    verify_kv(&v, kv);
+    rc = 0;
+
+    for (size_t i = 0; i < rv.n; i++)
+        gd_record_clear(&rv.recs[i].rec);
+    free(rv.recs);
+    gd_idset_free(&rv.index);
+    gd_idset_free(&v.durable);
+    gd_idset_free(&v.quarantined);
+    sqlite3_finalize(st->get_ckpt_w);
+    sqlite3_close(st->db);
+    gd_oplog_close(st->log);
+    free(st);
+    if (lock_fd >= 0) close(lock_fd);
     return rc;
 }

@@ -13,7 +13,8 @@
  * written over it. At startup such damage stops recovery, or, when the
  * operator chose quarantine, the session's checkpoint and log records are
  * copied to <dir>/quarantine/ and the session answers with an error until
- * the operator acts (-EUCLEAN).
+ * the operator acts (-EUCLEAN). gd_store_verify checks a stopped data
+ * directory by the same rules, changing nothing (grooved verify).
  *
  * Threads: the loop thread builds gd_jobs and submits them. Two lanes run
  * them, each strictly in submission order (FIFO): the commit lane runs
@@ -125,6 +126,39 @@ int gd_store_recover(gd_store *st, gd_damage_policy policy, size_t *quarantined)
  * durable store, then from the KV view; lists them on stdout. Call after
  * gd_store_recover. 0 or -errno; *removed counts them. */
 int gd_store_gc(gd_store *st, int64_t cutoff_ms, bool dry_run, size_t *removed);
+/* What gd_store_verify found, one finding at a time. */
+typedef enum { GD_VERIFY_OK = 0, GD_VERIFY_WARN, GD_VERIFY_DAMAGE } gd_verify_level;
+
+typedef struct gd_verify_sink {
+    /* One finding: subject names the file (relative to the data directory,
+     * e.g. "log/0000000000000003.log") or the check; text says what was
+     * checked and found, with counts. Both borrowed for the call. */
+    void (*line)(void *arg, gd_verify_level level, const char *subject, const char *text);
+    /* Each session that reads and folds cleanly, with the op number and
+     * serverSeq recovery would give it. May be NULL. */
+    void (*session)(void *arg, const char *id, int64_t opno, int64_t server_seq);
+    void *arg;
+} gd_verify_sink;
+
+typedef struct gd_verify_counts {
+    size_t ok, warnings, damage; /* findings reported at each level */
+} gd_verify_counts;
+
+/* Offline check of the data directory dir (grooved verify), changing
+ * nothing: it opens every file read-only and holds a shared flock on
+ * <dir>/LOCK meanwhile (a server cannot start), but creates no LOCK file.
+ * Checks PRAGMA integrity_check of durable.db; every op log segment's
+ * records and CRCs, rotation headers and the sequence; that the log starts
+ * and ends where durable.db's meta says; every checkpoint row (CRC, parses,
+ * names its own id and op number); that every session folds, through the
+ * first half of gd_store_recover without its writes; the KV view through
+ * kv->verify (NULL skips it); and lists quarantined sessions. A torn tail
+ * is a warning, as it is for recovery. Reports through sink (main thread,
+ * synchronously). Returns 0 when the check ran (counts says what it found),
+ * -EBUSY when a server holds the directory, -ENOENT / -ENOTDIR when dir is
+ * not a directory, or another -errno. */
+int gd_store_verify(const char *dir, const gd_kv_ops *kv, const gd_verify_sink *sink,
+                    gd_verify_counts *counts);
 /* Calls fn for each session id in the durable store and the KV view.
  * Startup only, before gd_store_start. */
 int gd_store_each_id(gd_store *st, void (*fn)(void *arg, const char *id), void *arg);

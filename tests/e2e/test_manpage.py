@@ -1,5 +1,5 @@
 """The man page grooved(1) renders without a groff warning and stays
-complete: every flag of `grooved --help` and `grooved gc --help`, every
+complete: every flag of `grooved --help` and of the subcommands' `--help`, every
 environment variable the sources read, every subcommand, signal, data file and
 exit status appears in it. (A flag added to src/config.c without a line in
 man/grooved.1 fails here.)"""
@@ -37,9 +37,11 @@ def section(text, name):
 def test_every_flag_and_variable_is_documented():
     page = rendered()
     help_ = subprocess.run([BIN, "--help"], capture_output=True, text=True, timeout=10).stdout
-    gc = subprocess.run([BIN, "gc", "--help"], capture_output=True, text=True, timeout=10).stdout
+    gc = "".join(subprocess.run([BIN, cmd, "--help"], capture_output=True, text=True,
+                                timeout=10).stdout for cmd in ("gc", "backup", "verify"))
     flags = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", help_ + gc))
     assert len(flags) >= 20 and "--data-dir" in flags and "--older-than-days" in flags, flags
+    assert "--to" in flags, flags
     options = section(page, "OPTIONS")
     server_flags = set(re.findall(r"^  (--[a-z][a-z-]*)", help_, re.M))
     missing = sorted(f for f in server_flags if not re.search(rf"^ +{f}\b", options, re.M))
@@ -58,11 +60,11 @@ def test_every_flag_and_variable_is_documented():
 
 def test_commands_signals_files_and_exit_status():
     page = rendered()
-    assert "grooved gc" in section(page, "COMMANDS")
-    # The place kept for backup and verify (they will be documented there).
-    with open(PAGE) as f:
-        src = f.read()
-    assert "backup and verify: to be added here" in src
+    commands = section(page, "COMMANDS")
+    for cmd in ("grooved gc", "grooved backup --data-dir dir --to newdir",
+                "grooved verify --data-dir dir"):
+        assert cmd in commands, cmd
+    assert "backup-manifest.json" in section(page, "FILES")
     sig = section(page, "SIGNALS")
     assert "SIGINT" in sig and "SIGTERM" in sig and "1012" in sig
     files = section(page, "FILES")

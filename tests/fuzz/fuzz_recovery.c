@@ -20,6 +20,10 @@
  * be missing. Damage that no format can see is left out (a deleted or
  * shortened last segment looks like a log that ended there).
  *
+ * Before recovery, gd_store_verify checks the damaged directory: it must
+ * change nothing, and a directory it finds clean must open, recover and
+ * load every session (grooved verify never calls damage clean).
+ *
  * Built with clang by `make fuzz`; fuzz_replay.c replays the committed
  * corpus (tests/fuzz/corpus-recovery) in every test run. Works in a
  * temporary directory under /dev/shm when it exists.
@@ -355,11 +359,57 @@ static void damage(const char *dir, input *in, oracle * or, int nsess)
     }
 }
 
+static uint64_t digest; /* FNV-1a of the names and contents nftw visits */
+
+static int digest_file(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)ftw;
+    size_t n = strlen(path);
+    if (flag != FTW_F || (n > 4 && strcmp(path + n - 4, "-shm") == 0)) return 0;
+    for (size_t i = 0; i < n; i++)
+        digest = (digest ^ (uint8_t)path[i]) * 0x100000001b3ull;
+    FILE *f = fopen(path, "rb");
+    int c;
+    while (f && (c = fgetc(f)) != EOF)
+        digest = (digest ^ (uint8_t)c) * 0x100000001b3ull;
+    if (f) fclose(f);
+    return 0;
+}
+
+/* Every file but SQLite's -shm index, in the order nftw walks them. */
+static uint64_t dir_digest(const char *dir)
+{
+    digest = 0xcbf29ce484222325ull;
+    nftw(dir, digest_file, 16, FTW_PHYS);
+    return digest;
+}
+
+static void quiet_line(void *arg, gd_verify_level level, const char *subject, const char *text)
+{
+    (void)arg;
+    (void)level;
+    (void)subject;
+    (void)text;
+}
+
 static void check(const char *dir, oracle * or, int nsess)
 {
+    /* grooved verify agrees with recovery: it changes nothing, and what it
+     * finds clean opens, recovers and loads every session. */
+    uint64_t before = dir_digest(dir);
+    gd_verify_counts vc;
+    gd_verify_sink sink = {.line = quiet_line};
+    if (gd_store_verify(dir, &gd_kv_sqlite, &sink, &vc) != 0) abort();
+    if (dir_digest(dir) != before) abort(); /* verify wrote something */
+    bool clean = vc.damage == 0;
     gd_store *st;
-    if (gd_store_open(&st, dir, &gd_kv_sqlite, wake, NULL) != 0) return; /* refused */
+    if (gd_store_open(&st, dir, &gd_kv_sqlite, wake, NULL) != 0) {
+        if (clean) abort(); /* verify missed what stops the server */
+        return;             /* refused */
+    }
     if (gd_store_recover(st, GD_DAMAGE_REFUSE, NULL) != 0 || gd_store_start(st) != 0) {
+        if (clean) abort(); /* verify missed what recovery refuses */
         gd_store_close(st);
         return; /* refused */
     }
@@ -368,6 +418,7 @@ static void check(const char *dir, oracle * or, int nsess)
         gd_job *job = gd_job_new(GD_JOB_LOAD);
         snprintf(job->id, sizeof(job->id), "%s", ids[i]);
         int rc = run(st, job);
+        if (rc != 0 && clean) abort(); /* verify missed what fails a load */
         if (rc == 0) {
             if (job->source == GD_SRC_NONE || job->source == GD_SRC_KV) {
                 /* Nothing durable of it: only an unacknowledged creation may vanish. */
