@@ -161,6 +161,16 @@ int gd_reqhead_parse(const char *buf, size_t len, size_t max_head, gd_reqhead *h
             h->ws_version = value;
         } else if (span_is(name, "x-forwarded-for")) {
             h->xff = value;
+        } else if (span_is(name, "content-type")) {
+            h->content_type = value;
+        } else if (span_is(name, "if-match")) {
+            h->if_match = value;
+        } else if (span_is(name, "accept-encoding")) {
+            h->accept_encoding = value;
+        } else if (span_is(name, "if-none-match")) {
+            h->if_none_match = value;
+        } else if (span_is(name, "if-modified-since")) {
+            h->if_modified_since = value;
         }
     }
     if (has_te && h->content_length >= 0)

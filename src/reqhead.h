@@ -41,7 +41,10 @@ typedef struct gd_reqhead {
     bool connection_upgrade;  /* Connection lists the token "upgrade" */
     bool has_host;
     gd_span ws_key, ws_version;
-    gd_span xff;       /* the last X-Forwarded-For field, whole */
+    gd_span xff; /* the last X-Forwarded-For field, whole */
+    gd_span content_type, if_match;
+    gd_span accept_encoding, if_none_match, if_modified_since;
+
     int status;        /* on failure: the HTTP status to answer */
     const char *error; /* on failure: a short reason (static) */
 } gd_reqhead;

@@ -8,6 +8,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,7 @@
 #include "identity.h"
 #include "http_api.h"
 #include "log.h"
+#include "ws.h"
 
 typedef struct touch {
     gd_session *s;
@@ -342,8 +344,7 @@ static void on_commit_done(gd_job *job)
 static void release(gd_server *srv, gd_session *s)
 {
     for (int i = 0; i < s->nplayers; i++)
-        if (gd_conn_can_send(s->players[i], s->durable_opno))
-            lws_callback_on_writable(s->players[i]->wsi);
+        if (gd_conn_can_send(s->players[i], s->durable_opno)) gd_conn_want_write(s->players[i]);
     for (gd_conn *c = s->waiters, *n; c; c = n) {
         n = c->wnext;
         if (c->wait == GD_WAIT_DURABLE && c->wait_opno <= s->durable_opno) {
@@ -413,7 +414,7 @@ static void rollback(gd_server *srv, gd_session *s, gd_batch *failed)
     }
     for (int i = 0; i < s->nplayers; i++) {
         gd_conn_drop_gated(s->players[i], s->durable_opno);
-        lws_rx_flow_control(s->players[i]->wsi, 0);
+        gd_ws_hold(s->players[i], GD_RX_SESSION);
     }
     for (gd_conn *c = s->waiters, *n; c; c = n) {
         n = c->wnext;
@@ -610,7 +611,7 @@ static void on_load_done(gd_job *job)
             complete_join(srv, s, c);
         } else {
             if (s->resync) send_snapshot(srv, s, c); /* reloaded after a failed commit */
-            lws_rx_flow_control(c->wsi, 1);
+            gd_ws_release(c, GD_RX_SESSION);
         }
     }
     s->resync = false;
@@ -717,12 +718,8 @@ int gd_session_apply_op(gd_server *srv, gd_session *s, gd_op *op, gd_conn *sende
 /* Closes c with code once what is queued to it has been sent. */
 static void close_player(gd_conn *c, uint16_t code, const char *reason)
 {
-    if (c->closing) return;
-    c->closing = true;
-    c->close_code = code;
-    c->close_reason = reason;
-    lws_rx_flow_control(c->wsi, 1);
-    lws_callback_on_writable(c->wsi);
+    gd_ws_release(c, GD_RX_SESSION);
+    gd_ws_close(c, code, reason);
 }
 
 /* A broadcast could not be allocated: the players would silently diverge,
@@ -748,14 +745,11 @@ void gd_session_send(gd_server *srv, gd_conn *c, gd_msg *m, int64_t gate)
                srv->cfg.out_cap_kb);
         srv->m.lagging_closed++;
         gd_conn_clear_queue(c);
-        c->closing = true;
-        c->close_code = 1008;
-        c->close_reason = "slow reader";
-        lws_callback_on_writable(c->wsi);
+        gd_ws_close(c, 1008, "slow reader");
         return;
     }
     int64_t durable = c->session ? c->session->durable_opno : INT64_MAX;
-    if (gd_conn_can_send(c, durable)) lws_callback_on_writable(c->wsi);
+    if (gd_conn_can_send(c, durable)) gd_conn_want_write(c);
 }
 
 static void send_buf(gd_server *srv, gd_conn *c, gd_buf *b, int64_t gate)
@@ -909,7 +903,7 @@ static void complete_join(gd_server *srv, gd_session *s, gd_conn *c)
     gd_buf_putc(&b, '}');
     send_others(srv, s, c, &b, 0);
     gd_buf_free(&b);
-    lws_rx_flow_control(c->wsi, 1);
+    gd_ws_release(c, GD_RX_SESSION);
     gd_log(GD_LOG_INFO, "session %s: player %s (%s) joined, %d connected", s->id, c->player_id,
            c->ident.name, s->nplayers);
 }
@@ -927,14 +921,13 @@ void gd_session_join(gd_server *srv, gd_session *s, gd_conn *c)
     if (s->st == GD_SESS_LIVE)
         complete_join(srv, s, c);
     else
-        lws_rx_flow_control(c->wsi, 0);
+        gd_ws_hold(c, GD_RX_SESSION);
 }
 
 void gd_session_leave(gd_server *srv, gd_conn *c)
 {
     gd_session *s = c->session;
     gd_conn_clear_queue(c);
-    gd_buf_free(&c->rx);
     gd_buf_free(&c->stalled);
     c->nstalled = 0;
     if (!s) return;
@@ -975,21 +968,6 @@ void gd_session_leave(gd_server *srv, gd_conn *c)
 }
 
 /* ---- messages --------------------------------------------------------- */
-
-static bool rate_ok(gd_server *srv, gd_conn *c)
-{
-    int64_t now = gd_now_us();
-    double cap = 2.0 * srv->cfg.ws_rate;
-    if (c->tokens_at_us == 0)
-        c->tokens = cap;
-    else
-        c->tokens += (double)(now - c->tokens_at_us) * srv->cfg.ws_rate / 1e6;
-    if (c->tokens > cap) c->tokens = cap;
-    c->tokens_at_us = now;
-    if (c->tokens < 1) return false;
-    c->tokens -= 1;
-    return true;
-}
 
 static void handle_readonly(gd_server *srv, gd_session *s, gd_conn *c, const char *type,
                             json_t *msg)
@@ -1049,16 +1027,40 @@ static void handle_readonly(gd_server *srv, gd_session *s, gd_conn *c, const cha
     gd_buf_free(&b);
 }
 
+/* The clientSeq that answers msg: its `seq` written back as JSON (owned,
+ * free()), or NULL without one. -EINVAL when seq is there but not a finite
+ * number: it is echoed to every player, so it is a relayed field too. */
+static int client_seq_of(const json_t *msg, char **out)
+{
+    *out = NULL;
+    json_t *seq = json_object_get(msg, "seq");
+    if (!seq) return 0;
+    if (!json_is_number(seq) || !isfinite(json_number_value(seq))) return -EINVAL;
+    gd_buf b;
+    gd_buf_init(&b);
+    gd_json_value(&b, seq);
+    *out = gd_buf_steal(&b, NULL);
+    return 0;
+}
+
+void gd_session_on_rate_limited(gd_server *srv, gd_conn *c, const char *data, size_t len)
+{
+    if (!c->session || c->closing) return;
+    json_error_t jerr;
+    json_t *msg = json_loadb(data, len, JSON_DECODE_INT_AS_REAL | JSON_DECODE_ANY, &jerr);
+    char *client_seq = NULL;
+    if (json_is_object(msg)) client_seq_of(msg, &client_seq);
+    gd_session_send_error(srv, c, GD_E_RATE_LIMITED, "Too many messages; slow down", client_seq);
+    free(client_seq);
+    json_decref(msg);
+}
+
 void gd_session_on_message(gd_server *srv, gd_conn *c, const char *data, size_t len)
 {
     gd_session *s = c->session;
     if (!s || c->closing) return;
     c->last_message_at = gd_now_ms();
     c->message_count++;
-    if (!rate_ok(srv, c)) {
-        gd_session_send_error(srv, c, GD_E_RATE_LIMITED, "Too many messages; slow down", NULL);
-        return;
-    }
     json_error_t jerr;
     json_t *msg = json_loadb(data, len, JSON_DECODE_INT_AS_REAL | JSON_DECODE_ANY, &jerr);
     if (!msg) {
@@ -1070,35 +1072,32 @@ void gd_session_on_message(gd_server *srv, gd_conn *c, const char *data, size_t 
         json_decref(msg);
         return;
     }
+    char *client_seq = NULL;
+    if (client_seq_of(msg, &client_seq) != 0) {
+        gd_session_send_error(srv, c, GD_E_INVALID_FIELD, "seq must be a number", NULL);
+        json_decref(msg);
+        return;
+    }
     if (s->st != GD_SESS_LIVE) {
         /* Not in memory (hibernated, or reloading after a failed commit):
          * hold the message, stop reading, and replay it after the load. */
-        json_decref(msg);
         if (c->nstalled >= 64) {
             gd_session_send_error(srv, c, GD_E_RATE_LIMITED,
                                   "Too many messages while the "
                                   "session loads; retry",
-                                  NULL);
-            return;
+                                  client_seq);
+            goto out;
         }
         gd_buf_put(&c->stalled, data, len);
         gd_buf_putc(&c->stalled, '\0');
         c->nstalled++;
         c->message_count--; /* counted again on replay */
-        lws_rx_flow_control(c->wsi, 0);
+        gd_ws_hold(c, GD_RX_SESSION);
         if (s->st == GD_SESS_HIBERNATED) {
             gd_log(GD_LOG_INFO, "session %s: waking from hibernation", s->id);
             submit_load(srv, s); /* on failure c was told and is closing */
         }
-        return;
-    }
-    char *client_seq = NULL;
-    json_t *seq = json_object_get(msg, "seq");
-    if (seq) {
-        gd_buf b;
-        gd_buf_init(&b);
-        gd_json_value(&b, seq);
-        client_seq = gd_buf_steal(&b, NULL);
+        goto out;
     }
     json_t *ack = json_object_get(msg, "ack");
     if (json_is_number(ack) && json_number_value(ack) >= 0 &&
