@@ -328,6 +328,8 @@ int gd_server_run(const gd_config *cfg)
     }
     lws_sul_cancel(&srv->tick_sul);
     lws_sul_cancel(&srv->flush_sul);
+    lws_sul_cancel(&srv->budget_sul);
+
     srv->shutdown_phase = 3;
     /* No new work from here; what is still queued finishes (or is
      * cancelled) and its callbacks run while the lws context is alive, and

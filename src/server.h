@@ -95,7 +95,8 @@ typedef struct gd_server {
     gd_batch *open;            /* ops accepted since the last submission */
     gd_batch *inflight;        /* the batch being committed, or NULL */
     bool flush_scheduled;
-    lws_sorted_usec_list_t flush_sul, tick_sul;
+    lws_sorted_usec_list_t flush_sul, tick_sul, budget_sul;
+    bool budget_scheduled;
     volatile sig_atomic_t stop_requested;
     int shutdown_phase; /* 0 running, 1 flushing, 2 closing sockets, 3 done */
     int64_t shutdown_started_ms;

@@ -63,14 +63,39 @@ static void kv_put(gd_server *srv, gd_session *s);
 
 /* ---- registry --------------------------------------------------------- */
 
-/* O(1) estimate of a session's memory: tracks dominate (128 steps and 128
- * lock pointers each); lock texts are counted at a typical size. */
-static void touch_session(gd_session *s)
+static void enforce_budget(gd_server *srv);
+
+static void budget_cb(lws_sorted_usec_list_t *sul)
+{
+    gd_server *srv = lws_container_of(sul, gd_server, budget_sul);
+    srv->budget_scheduled = false;
+    enforce_budget(srv);
+    gd_sessions_schedule_flush(srv);
+}
+
+/* Measures what s really holds: the session and, while its state is in
+ * memory, every heap block of its record (gd_record_mem_bytes). Keeps the
+ * process-wide total in step, and once the total is over the budget,
+ * enforces it at the end of this loop turn, not at the next tick: a flood
+ * of creates or loads must never outrun the budget. */
+static void account(gd_server *srv, gd_session *s)
+{
+    size_t now = sizeof(*s) + (s->st == GD_SESS_LIVE ? gd_record_mem_bytes(&s->rec) : 0);
+    srv->m.mem_estimate = srv->m.mem_estimate - s->mem_bytes + now;
+    s->mem_bytes = now;
+    if (srv->m.mem_estimate > (size_t)srv->cfg.memory_budget_mb * 1024 * 1024 &&
+        !srv->budget_scheduled && srv->ctx) {
+        srv->budget_scheduled = true;
+        lws_sul_schedule(srv->ctx, 0, &srv->budget_sul, budget_cb, 1);
+    }
+}
+
+/* Something happened to s: it moves up in the LRU order, and what it holds
+ * may have changed. */
+static void touch_session(gd_server *srv, gd_session *s)
 {
     s->last_active_ms = gd_now_ms();
-    s->mem_bytes =
-        sizeof(*s) +
-        (s->st == GD_SESS_LIVE ? (size_t)s->rec.state.ntracks * (sizeof(gd_track) + 96) : 0);
+    account(srv, s);
 }
 
 static size_t bucket_of(const gd_server *srv, const char *id)
@@ -140,6 +165,7 @@ static void session_free(gd_server *srv, gd_session *s)
 {
     assert(!s->batch_refs && !s->waiters && !s->nplayers);
     table_remove(srv, s);
+    srv->m.mem_estimate -= s->mem_bytes;
     gd_record_clear(&s->rec);
     free(s);
 }
@@ -437,6 +463,7 @@ static void rollback(gd_server *srv, gd_session *s, gd_batch *failed)
     gd_record_clear(&s->rec);
     gd_state_init(&s->rec.state);
     submit_load(srv, s);
+    account(srv, s);
 }
 
 /* ---- loading ---------------------------------------------------------- */
@@ -615,7 +642,7 @@ static void on_load_done(gd_job *job)
         }
     }
     s->resync = false;
-    touch_session(s);
+    touch_session(srv, s);
     for (int i = 0; i < s->nplayers; i++)
         if (s->players[i]->nstalled) replay_stalled(srv, s->players[i]);
     for (gd_conn *c = s->waiters, *n; c; c = n) {
@@ -642,7 +669,7 @@ gd_session *gd_session_create(gd_server *srv, gd_record *rec)
         return NULL;
     }
     table_insert(srv, s);
-    touch_session(s);
+    touch_session(srv, s);
     srv->m.sessions_created++;
     gd_sessions_schedule_flush(srv);
     return s;
@@ -688,7 +715,7 @@ int gd_session_apply_op(gd_server *srv, gd_session *s, gd_op *op, gd_conn *sende
         add_checkpoint(srv, s, true);
     srv->m.mutations[op->type]++;
     *opno = (int64_t)s->rec.opno;
-    touch_session(s);
+    touch_session(srv, s);
     s->last_op_ms = s->last_active_ms;
 
     if (op->type == GD_OP_REPLACE_STATE) {
@@ -910,7 +937,7 @@ static void complete_join(gd_server *srv, gd_session *s, gd_conn *c)
 
 void gd_session_join(gd_server *srv, gd_session *s, gd_conn *c)
 {
-    touch_session(s);
+    touch_session(srv, s);
     if (s->st == GD_SESS_LIVE) {
         s->rec.last_accessed_at = s->last_active_ms;
         s->access_dirty = true;
@@ -940,7 +967,7 @@ void gd_session_leave(gd_server *srv, gd_conn *c)
     memmove(&s->players[k], &s->players[k + 1],
             (size_t)(s->nplayers - k - 1) * sizeof(*s->players));
     s->nplayers--;
-    touch_session(s);
+    touch_session(srv, s);
     if (c->joined) {
         gd_buf b;
         gd_buf_init(&b);
@@ -1166,7 +1193,7 @@ static void link_waiter(gd_session *s, gd_conn *c)
 
 void gd_session_wait_load(gd_server *srv, gd_session *s, gd_conn *c, gd_http_cont cont)
 {
-    touch_session(s);
+    touch_session(srv, s);
     if (s->st == GD_SESS_LIVE) {
         cont(c, s);
         return;
@@ -1269,7 +1296,7 @@ static bool hibernate_if_silent(gd_server *srv, gd_session *s, int64_t now, bool
     gd_record_clear(&s->rec);
     gd_state_init(&s->rec.state);
     s->st = GD_SESS_HIBERNATED;
-    touch_session(s);
+    touch_session(srv, s);
     return true;
 }
 
@@ -1300,11 +1327,12 @@ static int by_last_active(const void *a, const void *b)
  * those with players, least recently used first, until under it. */
 static void enforce_budget(gd_server *srv)
 {
+    /* Sessions already on their way out (freed once their checkpoint is
+     * durable) do not count: evicting more for them would overshoot. */
     size_t total = 0, n = 0;
     for (size_t i = 0; i < srv->sessions.nbuckets; i++)
         for (gd_session *s = srv->sessions.buckets[i]; s; s = s->hnext)
-            total += s->mem_bytes, n++;
-    srv->m.mem_estimate = total;
+            total += s->evicting ? 0 : s->mem_bytes, n++;
     size_t budget = (size_t)srv->cfg.memory_budget_mb * 1024 * 1024;
     if (total <= budget) return;
     gd_session **cand = malloc(n * sizeof(*cand));
