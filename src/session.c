@@ -731,8 +731,11 @@ int gd_session_apply_op(gd_server *srv, gd_session *s, gd_op *op, gd_conn *sende
         if (!m) {
             resync_players(srv, s); /* out of memory: never let a player miss a change */
         } else {
-            for (int i = 0; i < s->nplayers; i++)
-                if (s->players[i]->joined) gd_session_send(srv, s->players[i], m, *opno);
+            for (int i = 0; i < s->nplayers; i++) {
+                if (!s->players[i]->joined) continue;
+                gd_session_send(srv, s->players[i], m, *opno);
+                if (sender && s->players[i] != sender) sender->fanout_tokens -= (double)m->len;
+            }
         }
         gd_msg_unref(m);
     }
@@ -996,8 +999,77 @@ void gd_session_leave(gd_server *srv, gd_conn *c)
 
 /* ---- messages --------------------------------------------------------- */
 
+/* ---- fan-out fairness -------------------------------------------------- */
+
+/*
+ * What one connection makes the other players receive (its broadcasts and
+ * relays, counted once per recipient) comes out of a bucket of
+ * --out-cap-kb/8 per second, a quarter of the cap at most. A sender over it
+ * gets RATE_LIMITED: a flood slows its sender down instead of pushing the
+ * players it floods over their output cap.
+ */
+static bool fanout_ok(gd_server *srv, gd_conn *c)
+{
+    double cap = (double)srv->cfg.out_cap_kb * 1024;
+    int64_t now = gd_now_us();
+    if (c->fanout_at_us == 0)
+        c->fanout_tokens = cap / 4;
+    else
+        c->fanout_tokens += (double)(now - c->fanout_at_us) * (cap / 8) / 1e6;
+    if (c->fanout_tokens > cap / 4) c->fanout_tokens = cap / 4;
+    c->fanout_at_us = now;
+    return c->fanout_tokens > 0;
+}
+
+/* Sends b to every joined player but `from` (and to `from` too when
+ * include_from), charging `from`'s fan-out bucket. Ephemeral messages (a
+ * cursor, superseded by the next one) are not queued to a player whose
+ * queue is over a quarter of the cap: they are dropped, never a reason to
+ * cut a slow reader off. */
+static void relay(gd_server *srv, gd_session *s, gd_conn *from, gd_buf *b, int64_t gate,
+                  bool include_from, bool ephemeral)
+{
+    gd_msg *m = b->oom ? NULL : gd_msg_new(b->p, b->len);
+    size_t cap = (size_t)srv->cfg.out_cap_kb * 1024;
+    for (int i = 0; m && i < s->nplayers; i++) {
+        gd_conn *to = s->players[i];
+        if (!to->joined || (to == from && !include_from)) continue;
+        if (ephemeral && to->qbytes > cap / 4) continue;
+        gd_session_send(srv, to, m, gate);
+        if (to != from) from->fanout_tokens -= (double)m->len;
+    }
+    gd_msg_unref(m);
+}
+
+/* A cursor position is two finite numbers, and optionally the track and
+ * step under it. Writes the normalised object, or returns false. */
+static bool write_position(gd_buf *b, const json_t *pos)
+{
+    json_t *x = json_object_get(pos, "x"), *y = json_object_get(pos, "y");
+    json_t *track = json_object_get(pos, "trackId"), *step = json_object_get(pos, "step");
+    if (!json_is_object(pos) || !json_is_number(x) || !json_is_number(y) ||
+        !isfinite(json_number_value(x)) || !isfinite(json_number_value(y)))
+        return false;
+    if (track && (!json_is_string(track) || json_string_length(track) > GD_MAX_ID_BYTES))
+        return false;
+    double st = step ? json_number_value(step) : 0;
+    if (step && (!json_is_number(step) || st < 0 || st >= GD_MAX_STEPS || st != floor(st)))
+        return false;
+    gd_buf_puts(b, "{\"x\":");
+    gd_json_num(b, json_number_value(x));
+    gd_buf_puts(b, ",\"y\":");
+    gd_json_num(b, json_number_value(y));
+    if (track) {
+        gd_buf_puts(b, ",\"trackId\":");
+        gd_json_str(b, json_string_value(track));
+    }
+    if (step) gd_buf_printf(b, ",\"step\":%d", (int)st);
+    gd_buf_putc(b, '}');
+    return true;
+}
+
 static void handle_readonly(gd_server *srv, gd_session *s, gd_conn *c, const char *type,
-                            json_t *msg)
+                            json_t *msg, const char *client_seq)
 {
     gd_buf b;
     gd_buf_init(&b);
@@ -1014,7 +1086,7 @@ static void handle_readonly(gd_server *srv, gd_session *s, gd_conn *c, const cha
         }
         gd_buf_putc(&b, '}');
         /* playback_started carries the tempo, which may not be durable yet. */
-        send_others(srv, s, NULL, &b, play ? (int64_t)s->rec.opno : 0);
+        relay(srv, s, c, &b, play ? (int64_t)s->rec.opno : 0, true, false);
     } else if (strcmp(type, "state_hash") == 0) {
         char h[9] = "";
         gd_state_hash(&s->rec.state, h);
@@ -1027,11 +1099,17 @@ static void handle_readonly(gd_server *srv, gd_session *s, gd_conn *c, const cha
     } else if (strcmp(type, "request_snapshot") == 0) {
         send_snapshot(srv, s, c);
     } else if (strcmp(type, "clock_sync_request") == 0) {
-        gd_buf_puts(&b, "{\"type\":\"clock_sync_response\"");
         json_t *ct = json_object_get(msg, "clientTime");
+        if (ct && (!json_is_number(ct) || !isfinite(json_number_value(ct)))) {
+            gd_session_send_error(srv, c, GD_E_INVALID_FIELD, "clientTime must be a number",
+                                  client_seq);
+            gd_buf_free(&b);
+            return;
+        }
+        gd_buf_puts(&b, "{\"type\":\"clock_sync_response\"");
         if (ct) {
             gd_buf_puts(&b, ",\"clientTime\":");
-            gd_json_value(&b, ct);
+            gd_json_num(&b, json_number_value(ct));
         }
         gd_buf_printf(&b, ",\"serverTime\":%lld}", (long long)gd_now_ms());
         send_buf(srv, c, &b, 0);
@@ -1039,17 +1117,18 @@ static void handle_readonly(gd_server *srv, gd_session *s, gd_conn *c, const cha
         gd_buf_puts(&b, "{\"type\":\"cursor_moved\",\"playerId\":");
         gd_json_str(&b, c->player_id);
         gd_buf_puts(&b, ",\"position\":");
-        json_t *pos = json_object_get(msg, "position");
-        if (pos)
-            gd_json_value(&b, pos);
-        else
-            gd_buf_puts(&b, "null");
+        if (!write_position(&b, json_object_get(msg, "position"))) {
+            gd_session_send_error(srv, c, GD_E_INVALID_FIELD,
+                                  "position must be an object with numbers x and y", client_seq);
+            gd_buf_free(&b);
+            return;
+        }
         gd_buf_puts(&b, ",\"color\":");
         gd_json_str(&b, c->ident.color);
         gd_buf_puts(&b, ",\"name\":");
         gd_json_str(&b, c->ident.name);
         gd_buf_putc(&b, '}');
-        send_others(srv, s, c, &b, 0);
+        relay(srv, s, c, &b, 0, false, true);
     }
     gd_buf_free(&b);
 }
@@ -1132,11 +1211,22 @@ void gd_session_on_message(gd_server *srv, gd_conn *c, const char *data, size_t 
         send_snapshot(srv, s, c);
 
     const char *type = json_string_value(json_object_get(msg, "type"));
+    /* Everything but the four answered to the sender alone reaches the
+     * other players: it needs fan-out budget (see fanout_ok). */
+    static const char *const own[] = {"state_hash", "request_snapshot", "clock_sync_request"};
+    bool to_others = true;
+    for (size_t i = 0; type && i < sizeof(own) / sizeof(own[0]); i++)
+        if (strcmp(type, own[i]) == 0) to_others = false;
+    if (to_others && !fanout_ok(srv, c)) {
+        gd_session_send_error(srv, c, GD_E_RATE_LIMITED,
+                              "Too much output for the other players; slow down", client_seq);
+        goto out;
+    }
     static const char *const readonly[] = {
         "play", "stop", "state_hash", "request_snapshot", "clock_sync_request", "cursor_move"};
     for (size_t i = 0; type && i < sizeof(readonly) / sizeof(readonly[0]); i++) {
         if (strcmp(type, readonly[i]) == 0) {
-            handle_readonly(srv, s, c, type, msg);
+            handle_readonly(srv, s, c, type, msg, client_seq);
             goto out;
         }
     }
@@ -1165,7 +1255,8 @@ void gd_session_on_message(gd_server *srv, gd_conn *c, const char *data, size_t 
             gd_buf_init(&b);
             gd_apply_res res = {0};
             gd_op_write_broadcast(&b, &s->rec, &op, &res, c->player_id, NULL);
-            send_others(srv, s, NULL, &b, (int64_t)s->rec.opno);
+            relay(srv, s, c, &b, (int64_t)s->rec.opno, true, false);
+
             gd_buf_free(&b);
         }
     } else {
