@@ -68,6 +68,8 @@ static const opt opts[] = {
      "IP address of the proxy whose right-most X-Forwarded-For entry is believed"},
     {"ws-rate", "GROOVED_WS_RATE", INT(ws_rate), "200", 1, 1000000,
      "WebSocket messages per second per connection (bursts of twice that)"},
+    {"fanout-kb", "GROOVED_FANOUT_KB", INT(fanout_kb), "512", 1, 1048576,
+     "KiB per second one connection may make the other players receive (bursts of twice that)"},
     {"out-cap-kb", "GROOVED_OUT_CAP_KB", INT(out_cap_kb), "4096", 64, 1048576,
      "KiB queued to one slow reader before it is disconnected"},
     {"idle-timeout", "GROOVED_IDLE_TIMEOUT", INT(idle_timeout), "90", 5, 86400,

@@ -41,6 +41,8 @@ typedef struct gd_config {
     char trusted_proxy[64];
     /* WebSocket messages per second per connection (bursts of twice that). */
     int ws_rate;
+    /* KiB per second one connection's messages may make the others receive. */
+    int fanout_kb;
     /* KiB queued to one connection before it is closed as a slow reader. */
     int out_cap_kb;
     /* Seconds without a frame or pong before a socket is closed. */

@@ -1003,20 +1003,20 @@ void gd_session_leave(gd_server *srv, gd_conn *c)
 
 /*
  * What one connection makes the other players receive (its broadcasts and
- * relays, counted once per recipient) comes out of a bucket of
- * --out-cap-kb/8 per second, a quarter of the cap at most. A sender over it
- * gets RATE_LIMITED: a flood slows its sender down instead of pushing the
- * players it floods over their output cap.
+ * relays, counted once per recipient) comes out of a bucket of --fanout-kb
+ * per second, twice that at most. A sender over it gets RATE_LIMITED: a
+ * flood slows its sender down instead of pushing the players it floods
+ * over their output cap.
  */
 static bool fanout_ok(gd_server *srv, gd_conn *c)
 {
-    double cap = (double)srv->cfg.out_cap_kb * 1024;
+    double rate = (double)srv->cfg.fanout_kb * 1024, cap = 2 * rate;
     int64_t now = gd_now_us();
     if (c->fanout_at_us == 0)
-        c->fanout_tokens = cap / 4;
+        c->fanout_tokens = cap;
     else
-        c->fanout_tokens += (double)(now - c->fanout_at_us) * (cap / 8) / 1e6;
-    if (c->fanout_tokens > cap / 4) c->fanout_tokens = cap / 4;
+        c->fanout_tokens += (double)(now - c->fanout_at_us) * rate / 1e6;
+    if (c->fanout_tokens > cap) c->fanout_tokens = cap;
     c->fanout_at_us = now;
     return c->fanout_tokens > 0;
 }

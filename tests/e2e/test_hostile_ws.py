@@ -110,10 +110,12 @@ async def test_relayed_fields_are_validated_and_bounded():
 
 
 async def test_a_flooder_is_slowed_and_the_players_it_floods_stay():
-    s = Server(args=["--out-cap-kb", "256"]).start()
+    # A 256 KiB cap, and 32 KiB/s (64 KiB at once) of fan-out per sender.
+    s = Server(args=["--out-cap-kb", "256", "--fanout-kb", "32"]).start()
     try:
         sid = s.create({"state": {"tracks": [TRACK]}})
         flooder = RawWS.connect(s.port, sid)
+
         flooder.read_json("snapshot")
         # Two slower players: they read nothing while the flood lasts.
         victims = [RawWS.connect(s.port, sid) for _ in range(2)]
