@@ -95,6 +95,10 @@ fuzz:
 	build-fuzz/fuzz_messages -max_total_time=$(FUZZ_SECONDS) -max_len=4096 tests/fuzz/corpus
 	build-fuzz/fuzz_recovery -max_total_time=$(FUZZ_SECONDS) -max_len=1024 \
 	  tests/fuzz/corpus-recovery
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc \
+	  tests/fuzz/fuzz_net.c src/reqhead.c src/wsframe.c src/ratelimit.c src/jsonw.c \
+	  $$(pkg-config --cflags --libs jansson) -lm -o build-fuzz/fuzz_net
+	build-fuzz/fuzz_net -max_total_time=$(FUZZ_SECONDS) -max_len=4096 tests/fuzz/corpus-net
 
 clean:
 	rm -rf build build-test build-tsan build-plain build-fuzz

@@ -14,8 +14,12 @@ pid=
 
 start() {
   rm -rf "$data"; mkdir -p "$data"
+  # The load generator is one client address opening thousands of connections
+  # and sending at full speed: lift every per-client limit.
   ./build/grooved --port $port --data-dir "$data" --ws-rate 1000000 --create-rate 1000000 \
+    --max-conns-per-ip 1000000 --load-rate 1000000 --list-rate 1000000 --fanout-kb 1048576 \
     --log-level warn "$@" 2>"$data.log" &
+
   pid=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && return; sleep 0.05; done
   echo "grooved did not start" >&2; exit 1

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "ratelimit.h"
 
 typedef enum { T_INT, T_STR } opt_type;
 
@@ -57,10 +58,18 @@ static const opt opts[] = {
      "quarantine (set it aside in <data-dir>/quarantine/ and start)"},
     {"create-rate", "GROOVED_CREATE_RATE", INT(create_rate), "100", 1, 1000000,
      "sessions one client IP may create per minute (create, remix, publish)"},
+    {"list-rate", "GROOVED_LIST_RATE", INT(list_rate), "60", 1, 1000000,
+     "session listings (GET /api/sessions) one client IP may request per minute"},
+    {"load-rate", "GROOVED_LOAD_RATE", INT(load_rate), "120", 1, 1000000,
+     "requests per minute one client IP may make that load a session from storage"},
+    {"max-conns-per-ip", "GROOVED_MAX_CONNS_PER_IP", INT(max_conns_per_ip), "256", 1, 1000000,
+     "open connections per client IP (IPv6: per /64); more are answered 503 at accept"},
     {"trusted-proxy", "GROOVED_TRUSTED_PROXY", STR(trusted_proxy), "", 0, 0,
-     "peer address whose X-Forwarded-For is believed"},
+     "IP address of the proxy whose right-most X-Forwarded-For entry is believed"},
     {"ws-rate", "GROOVED_WS_RATE", INT(ws_rate), "200", 1, 1000000,
      "WebSocket messages per second per connection (bursts of twice that)"},
+    {"fanout-kb", "GROOVED_FANOUT_KB", INT(fanout_kb), "512", 1, 1048576,
+     "KiB per second one connection may make the other players receive (bursts of twice that)"},
     {"out-cap-kb", "GROOVED_OUT_CAP_KB", INT(out_cap_kb), "4096", 64, 1048576,
      "KiB queued to one slow reader before it is disconnected"},
     {"idle-timeout", "GROOVED_IDLE_TIMEOUT", INT(idle_timeout), "90", 5, 86400,
@@ -206,6 +215,12 @@ int gd_config_load(gd_config *cfg, int argc, char **argv, FILE *err)
     }
     if (strcmp(cfg->on_damage, "refuse") != 0 && strcmp(cfg->on_damage, "quarantine") != 0) {
         fprintf(err, "grooved: on-damage '%s' is not one of refuse, quarantine\n", cfg->on_damage);
+        return -EINVAL;
+    }
+    gd_addr proxy;
+    if (cfg->trusted_proxy[0] && gd_addr_parse(cfg->trusted_proxy, &proxy) != 0) {
+        gd_log_usage(err, "grooved", "config_invalid", "value",
+                     "trusted-proxy '%s' is not an IPv4 or IPv6 address", cfg->trusted_proxy);
         return -EINVAL;
     }
     if (gd_log_level_from_name(cfg->log_level) < 0) {

@@ -32,9 +32,17 @@ typedef struct gd_config {
     char on_damage[16];
     /* Session creations per minute per client IP (create, remix, publish). */
     int create_rate;
+    /* Listings (GET /api/sessions) per minute per client IP. */
+    int list_rate;
+    /* Requests per minute per client IP that load a session from storage. */
+    int load_rate;
+    /* Open connections per client IP (IPv6: per /64). */
+    int max_conns_per_ip;
     char trusted_proxy[64];
     /* WebSocket messages per second per connection (bursts of twice that). */
     int ws_rate;
+    /* KiB per second one connection's messages may make the others receive. */
+    int fanout_kb;
     /* KiB queued to one connection before it is closed as a slow reader. */
     int out_cap_kb;
     /* Seconds without a frame or pong before a socket is closed. */

@@ -23,13 +23,15 @@
 
 #include "identity.h"
 #include "jsonw.h"
+#include "ratelimit.h"
+#include "wsframe.h"
 
 typedef struct gd_session gd_session;
 
 typedef struct gd_msg {
     int refs;
     size_t len;
-    bool binary;
+    bool pong;           /* the shared "pong" reply (counted in gd_conn.pongs_queued) */
     unsigned char buf[]; /* LWS_PRE bytes of headroom, then len bytes, then NUL */
 } gd_msg;
 
@@ -41,9 +43,20 @@ typedef struct gd_qitem {
     struct gd_qitem *next;
     gd_msg *msg; /* one reference owned by the item */
     int64_t gate;
+    size_t cost; /* what it counts against the output cap */
 } gd_qitem;
 
-typedef enum { GD_CONN_NEW = 0, GD_CONN_HTTP, GD_CONN_WS } gd_conn_kind;
+/* The memory a queued message costs its connection: the queue item, the
+ * message with its headroom, and allocator overhead for both. A shared
+ * message is charged in full to every connection holding it, so the cap
+ * bounds what a connection can pin even when others drop their copies. */
+size_t gd_msg_cost(const gd_msg *m);
+
+/* NEW: the door is reading the request head; LISTEN: a listening socket. */
+typedef enum { GD_CONN_NEW = 0, GD_CONN_HTTP, GD_CONN_WS, GD_CONN_LISTEN } gd_conn_kind;
+
+/* Why reading a WebSocket is paused (bits of gd_conn.rx_hold). */
+enum { GD_RX_SESSION = 1, GD_RX_RATE = 2 };
 typedef enum { GD_WAIT_NONE = 0, GD_WAIT_LOAD, GD_WAIT_DURABLE } gd_wait_kind;
 
 typedef struct gd_conn gd_conn;
@@ -56,6 +69,13 @@ struct gd_conn {
     uint64_t serial; /* unique per connection, for logs and error routing */
     gd_session *session;
     char peer[64];
+    gd_addr addr;     /* the socket's peer, normalised (door.c) */
+    gd_addr client;   /* the client: addr, or the trusted proxy's X-Forwarded-For */
+    int head_peeked;  /* bytes of an incomplete request head already seen */
+    bool health_only; /* admitted on the health-check reserve: /healthz only */
+    bool answered;    /* the door has answered (or nobody is left to answer) */
+    bool in_reserve;  /* in the door's list of idle reserve sockets */
+    gd_conn *rnext, *rprev;
 
     /* WebSocket */
     char player_id[37];
@@ -69,18 +89,43 @@ struct gd_conn {
     uint16_t close_code;
     const char *close_reason;
     gd_qitem *qhead, *qtail;
-    size_t qbytes;
-    gd_buf rx;      /* fragments of the message being received */
+    size_t qbytes;  /* sum of the queued items' cost */
     gd_buf stalled; /* messages that arrived while the session was not in
                      * memory, NUL-separated, replayed once it is loaded */
     int nstalled;
-    bool rx_discard; /* the current message is too large: drop the rest */
-    double tokens;   /* rate limit bucket */
+    double tokens; /* rate limit bucket */
     int64_t tokens_at_us;
+    int rate_refused;     /* messages refused in a row by the rate limit */
+    double fanout_tokens; /* bytes it may still make other players receive */
+    int64_t fanout_at_us;
+
+    /* WebSocket transport (ws.c) */
+    gd_conn *ws_next, *ws_prev; /* in srv->ws_conns */
+    gd_wsparse wsp;
+    gd_buf stash; /* bytes read but not parsed while reading was paused */
+    size_t stash_off;
+    unsigned rx_hold; /* GD_RX_* bits */
+    size_t w_off;     /* bytes of the head message's frame already written */
+    uint8_t ctl[132]; /* one control frame waiting to go out (pong, ping, close) */
+    size_t ctl_len, ctl_off;
+    int ctl_opcode;
+    bool close_sent, close_received;
+    int pongs_queued;              /* text "pong" replies in the queue */
+    bool in_writable, rearm_write; /* see gd_conn_want_write */
+    int64_t last_rx_ms, last_ping_ms;
 
     /* HTTP */
     int method;
-    char path[160];
+    bool head_only;               /* a HEAD request: headers of the GET answer, no body */
+    char path[160];               /* decoded */
+    char query[512];              /* as sent */
+    long long body_left;          /* body bytes the door still has to read */
+    bool lingering;               /* response sent: draining input until the client closes */
+    const struct gd_reqhead *req; /* the request head, only while gd_http_begin runs */
+    gd_buf out;                   /* response bytes the socket has not taken yet */
+    size_t out_off;
+    bool finish_pending; /* the whole response is in `out`: close once it has left */
+
     gd_buf body;
     bool body_too_large;
     bool body_is_json;
@@ -96,6 +141,8 @@ struct gd_conn {
     int status;
     char *resp; /* owned */
     size_t resp_len, resp_off;
+    char *resp_head; /* owned: status line and header fields */
+    size_t resp_head_len, resp_head_off;
     const char *resp_type;
     char resp_headers[160]; /* extra "Name: value\r\n" lines */
     bool resp_ready, headers_sent;
@@ -105,9 +152,16 @@ struct gd_conn {
 /* Queues m (takes a new reference) behind everything already queued. Returns
  * 0, or -ENOBUFS when the cap would be exceeded (the caller closes c). */
 int gd_conn_enqueue(gd_conn *c, gd_msg *m, int64_t gate, size_t cap);
+/* Unlinked item: returns its cost, drops its reference, frees it. */
+void gd_conn_item_free(gd_conn *c, gd_qitem *it);
 /* Drops every queued message whose gate is above `durable`. */
 void gd_conn_drop_gated(gd_conn *c, int64_t durable);
+/* Drops everything queued except the rest of a message partly written. */
 void gd_conn_clear_queue(gd_conn *c);
+/* Drops everything (the connection is gone). */
+void gd_conn_free_queue(gd_conn *c);
+/* Asks for a writable callback, also from inside one (see conn.c). */
+void gd_conn_want_write(gd_conn *c);
 /* True when the head of the queue may be sent now. */
 bool gd_conn_can_send(const gd_conn *c, int64_t durable);
 

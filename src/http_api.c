@@ -1,7 +1,7 @@
 /*
  * http_api — see http_api.h. Responses are built into c->resp and written
- * from the writable callback: headers first, then the body in chunks, one
- * lws_write per callback.
+ * from the writable callback, the head and the body in one sendmsg each time
+ * the socket takes more.
  */
 #define _GNU_SOURCE
 #include "http_api.h"
@@ -11,10 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "hash.h"
 #include "identity.h"
 #include "log.h"
+#include "door.h"
 #include "session.h"
 #include "static.h"
 
@@ -56,7 +59,7 @@ void gd_http_set_json(gd_conn *c, int status, const char *json)
 void gd_http_ready(gd_conn *c)
 {
     c->resp_ready = true;
-    lws_callback_on_writable(c->wsi);
+    gd_conn_want_write(c);
 }
 
 static void respond(gd_conn *c, int status, const char *json)
@@ -97,80 +100,157 @@ static void respond_validation(gd_conn *c, const gd_errors *errs)
 
 /* ---- request intake --------------------------------------------------- */
 
-static int method_of(struct lws *wsi)
+static int method_of(const char *m)
 {
     static const struct {
-        enum lws_token_indexes tok;
+        const char *name;
         int m;
-    } t[] = {{WSI_TOKEN_GET_URI, M_GET},         {WSI_TOKEN_POST_URI, M_POST},
-             {WSI_TOKEN_PUT_URI, M_PUT},         {WSI_TOKEN_PATCH_URI, M_PATCH},
-             {WSI_TOKEN_OPTIONS_URI, M_OPTIONS}, {WSI_TOKEN_DELETE_URI, M_DELETE},
-             {WSI_TOKEN_HEAD_URI, M_HEAD}};
+    } t[] = {{"GET", M_GET},         {"POST", M_POST},     {"PUT", M_PUT},  {"PATCH", M_PATCH},
+             {"OPTIONS", M_OPTIONS}, {"DELETE", M_DELETE}, {"HEAD", M_HEAD}};
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
-        if (lws_hdr_total_length(wsi, t[i].tok) > 0) return t[i].m;
+        if (strcmp(m, t[i].name) == 0) return t[i].m;
     return M_OTHER;
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* Copies p[0..n) into out with %XX escapes decoded. False when it does not
+ * fit or an escape is malformed or decodes to a control character. */
+bool gd_http_decode_path(const char *p, size_t n, char *out, size_t outlen)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = p[i];
+        if (ch == '%') {
+            int hi = i + 2 < n ? hexval(p[i + 1]) : -1, lo = i + 2 < n ? hexval(p[i + 2]) : -1;
+            if (hi < 0 || lo < 0) return false;
+            ch = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        if ((unsigned char)ch < 0x20 || ch == 0x7f || o + 1 >= outlen) return false;
+        out[o++] = ch;
+    }
+    out[o] = '\0';
+    return true;
+}
+
+/* The value of query argument `name` (decoded into buf), or NULL. */
+static const char *query_arg(const gd_conn *c, const char *name, char *buf, size_t len)
+{
+    size_t nl = strlen(name);
+    for (const char *p = c->query; *p;) {
+        const char *amp = strchr(p, '&'), *end = amp ? amp : p + strlen(p);
+        if ((size_t)(end - p) > nl && strncmp(p, name, nl) == 0 && p[nl] == '=')
+            return gd_http_decode_path(p + nl + 1, (size_t)(end - p) - nl - 1, buf, len) ? buf
+                                                                                         : "\x01";
+        p = amp ? amp + 1 : end;
+    }
+    return NULL;
 }
 
 static void reset_request(gd_conn *c)
 {
     free(c->resp);
     c->resp = NULL;
+    free(c->resp_head);
+    c->resp_head = NULL;
+    gd_buf_free(&c->out);
+    c->out_off = 0;
+    c->finish_pending = false;
     gd_buf_free(&c->body);
     c->body_too_large = c->body_is_json = false;
     c->if_match[0] = c->resp_headers[0] = '\0';
     c->resp_ready = c->headers_sent = c->dispatched = false;
-    c->resp_len = c->resp_off = 0;
+    c->resp_len = c->resp_off = c->resp_head_len = c->resp_head_off = 0;
     c->status = 0;
 }
 
-int gd_http_on_request(gd_server *srv, gd_conn *c, const char *uri)
+/*
+ * The door read a request head on c (consumed from the socket). Each
+ * connection carries exactly one request and is answered with "connection:
+ * close": whatever a client pipelines after it is read and dropped, never
+ * parsed (lingering close in gd_http_on_writable).
+ */
+long long gd_http_begin(gd_server *srv, gd_conn *c, const gd_reqhead *h)
 {
     reset_request(c);
     c->kind = GD_CONN_HTTP;
-    if (!c->serial) c->serial = ++srv->next_serial;
     srv->m.http_requests++;
-    c->method = method_of(c->wsi);
-    snprintf(c->path, sizeof(c->path), "%s", uri);
-    lws_hdr_copy(c->wsi, c->if_match, sizeof(c->if_match), WSI_TOKEN_HTTP_IF_MATCH);
-    char ctype[128] = "";
-    lws_hdr_copy(c->wsi, ctype, sizeof(ctype), WSI_TOKEN_HTTP_CONTENT_TYPE);
-    c->body_is_json = strcasestr(ctype, "application/json") != NULL;
+    c->method = method_of(h->method);
+    c->head_only = c->method == M_HEAD;
+    if (c->head_only) c->method = M_GET; /* routed like GET; the body is not sent */
+    const char *q = memchr(h->target.p, '?', h->target.len);
+    size_t plen = q ? (size_t)(q - h->target.p) : h->target.len;
+    size_t qlen = q ? h->target.len - plen - 1 : 0;
+    c->query[0] = '\0';
+    if (qlen < sizeof(c->query)) {
+        memcpy(c->query, q ? q + 1 : "", qlen);
+        c->query[qlen] = '\0';
+    }
+    if (h->if_match.len < sizeof(c->if_match)) {
+        memcpy(c->if_match, h->if_match.p ? h->if_match.p : "", h->if_match.len);
+        c->if_match[h->if_match.len] = '\0';
+    } else {
+        snprintf(c->if_match, sizeof(c->if_match), "-"); /* too long to match any ETag */
+    }
+    c->body_is_json = h->content_type.p && memmem(h->content_type.p, h->content_type.len,
+                                                  "application/json", 16) != NULL;
+    char *xff = h->xff.p ? strndup(h->xff.p, h->xff.len) : NULL;
+    gd_door_client_addr(srv, &c->addr, xff, &c->client);
+    free(xff);
+    gd_addr_format(&c->client, c->peer, sizeof(c->peer));
 
-    lws_get_peer_simple(c->wsi, c->peer, sizeof(c->peer));
-    if (srv->cfg.trusted_proxy[0] && strcmp(c->peer, srv->cfg.trusted_proxy) == 0) {
-        char xff[128] = "";
-        if (lws_hdr_copy(c->wsi, xff, sizeof(xff), WSI_TOKEN_X_FORWARDED_FOR) > 0) {
-            char *comma = strchr(xff, ',');
-            if (comma) *comma = '\0';
-            snprintf(c->peer, sizeof(c->peer), "%.63s", xff);
+    if (!gd_http_decode_path(h->target.p, plen, c->path, sizeof(c->path))) {
+        /* Too long for any API route, or malformed. A long path may still
+         * name a file of the web root: static.c decodes it again. */
+        char *all = malloc(plen + 1);
+        bool malformed = !all || !gd_http_decode_path(h->target.p, plen, all, plen + 1);
+        free(all);
+        bool long_file = !malformed && (c->method == M_GET || c->method == M_HEAD) &&
+                         strncmp(h->target.p, "/api/", 5) != 0;
+        c->path[0] = '\0';
+        if (!long_file) {
+            c->dispatched = true;
+            respond(c, malformed ? 400 : 404,
+                    malformed ? "{\"error\":\"Malformed path\"}" : "{\"error\":\"Not found\"}");
+            return 0;
         }
     }
-
+    if (qlen >= sizeof(c->query)) {
+        c->dispatched = true;
+        respond(c, 400, "{\"error\":\"Query too long\"}");
+        return 0;
+    }
     if (c->method == M_OPTIONS) { /* as the reference: 200, no body, no Content-Type */
+        c->dispatched = true;
         gd_http_set_response(c, 200, NULL, "", 0);
         gd_http_ready(c);
         return 0;
     }
-    if (c->method == M_POST || c->method == M_PUT || c->method == M_PATCH) {
-        char cl[32] = "";
-        long declared = 0;
-        if (lws_hdr_copy(c->wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
-            declared = strtol(cl, NULL, 10);
-        if (declared > GD_MAX_MESSAGE) {
-            c->dispatched = true; /* answered now: ignore the body lws still reads */
+    if ((c->method == M_POST || c->method == M_PUT || c->method == M_PATCH) &&
+        h->content_length > 0) {
+        if (h->content_length > GD_MAX_MESSAGE) {
+            c->dispatched = true; /* answered now: the body is never read */
             respond(c, 413, "{\"error\":\"Request body too large\"}");
-            add_header(c, "connection:", "close");
             return 0;
         }
-        if (declared > 0) return 0; /* continue in gd_http_on_body_done */
+        return h->content_length; /* continue in gd_http_on_body_done */
     }
+    c->req = h; /* for static.c, which serves GET and HEAD right away */
     dispatch(srv, c);
+    c->req = NULL;
     return 0;
 }
 
 int gd_http_on_body(gd_server *srv, gd_conn *c, const void *in, size_t len)
 {
-    if (c->dispatched) return 0; /* lws reports an empty body for Content-Length: 0 */
+    if (c->dispatched) return 0;
     if (c->body.len + len > GD_MAX_MESSAGE) c->body_too_large = true;
     if (!c->body_too_large) gd_buf_put(&c->body, in, len);
     return 0;
@@ -180,6 +260,7 @@ int gd_http_on_body_done(gd_server *srv, gd_conn *c)
 {
     if (c->dispatched) return 0;
     if (c->body_too_large || c->body.oom) {
+        c->dispatched = true;
         respond(c, 413, "{\"error\":\"Request body too large\"}");
         return 0;
     }
@@ -203,65 +284,157 @@ static bool is_api(const gd_conn *c)
     return strncmp(c->path, "/api/", 5) == 0;
 }
 
-int gd_http_on_writable(gd_server *srv, gd_conn *c)
+const char *gd_http_status_text(int status)
 {
-    if (c->static_req) return gd_static_on_writable(srv->web, c);
-    if (!c->resp_ready) return 0;
-    if (!c->headers_sent) {
-        unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
-                                           *end = buf + sizeof(buf) - 1;
-        if (lws_add_http_common_headers(c->wsi, (unsigned)c->status, c->resp_type, c->resp_len, &p,
-                                        end))
-            return -1;
-        if (is_api(c) || c->method == M_OPTIONS) {
-            if (lws_add_http_header_by_name(c->wsi, (unsigned char *)"access-control-allow-origin:",
-                                            (unsigned char *)"*", 1, &p, end) ||
-                lws_add_http_header_by_name(
-                    c->wsi, (unsigned char *)"access-control-allow-methods:",
-                    (unsigned char *)"GET, POST, PUT, PATCH, DELETE, OPTIONS", 38, &p, end) ||
-                lws_add_http_header_by_name(c->wsi,
-                                            (unsigned char *)"access-control-allow-headers:",
-                                            (unsigned char *)"Content-Type, If-Match", 22, &p, end))
-                return -1;
-        }
-        /* Extra headers: "name:\nvalue\n" pairs. */
-        char *h = c->resp_headers;
-        while (*h) {
-            char *nl = strchr(h, '\n');
-            if (!nl) break;
-            *nl = '\0';
-            char *v = nl + 1, *vend = strchr(v, '\n');
-            if (!vend) break;
-            *vend = '\0';
-            if (lws_add_http_header_by_name(c->wsi, (unsigned char *)h, (unsigned char *)v,
-                                            (int)strlen(v), &p, end))
-                return -1;
-            h = vend + 1;
-        }
-        if (lws_finalize_write_http_header(c->wsi, start, &p, end)) return -1;
-        c->headers_sent = true;
-        if (c->resp_len) {
-            lws_callback_on_writable(c->wsi);
+    switch (status) {
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 409:
+        return "Conflict";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Payload Too Large";
+    case 414:
+        return "URI Too Long";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Status";
+    }
+}
+
+static int build_head(gd_conn *c)
+{
+    gd_buf b;
+    gd_buf_init(&b);
+    gd_buf_printf(&b, "HTTP/1.1 %d %s\r\n", c->status, gd_http_status_text(c->status));
+    if (c->resp_type) gd_buf_printf(&b, "content-type: %s\r\n", c->resp_type);
+    gd_buf_printf(&b, "content-length: %zu\r\n", c->resp_len);
+    if (is_api(c) || c->method == M_OPTIONS)
+        gd_buf_puts(&b, "access-control-allow-origin: *\r\n"
+                        "access-control-allow-methods: GET, POST, PUT, PATCH, DELETE, OPTIONS\r\n"
+                        "access-control-allow-headers: Content-Type, If-Match\r\n");
+    /* Extra headers: "name:\nvalue\n" pairs. */
+    for (const char *h = c->resp_headers; *h;) {
+        const char *nl = strchr(h, '\n'), *vend = nl ? strchr(nl + 1, '\n') : NULL;
+        if (!vend) break;
+        gd_buf_printf(&b, "%.*s %.*s\r\n", (int)(nl - h), h, (int)(vend - nl - 1), nl + 1);
+        h = vend + 1;
+    }
+    gd_buf_puts(&b, "connection: close\r\n\r\n");
+    c->resp_head = gd_buf_steal(&b, &c->resp_head_len);
+    c->resp_head_off = 0;
+    return c->resp_head ? 0 : -1;
+}
+
+/* Writes the response: the head and the body in one sendmsg per writable
+ * callback. Once all of it is out, the connection half-closes and drains
+ * what the client still sends (pipelined requests included) until it
+ * closes too, or for two seconds: closing with unread input would reset
+ * the connection and could destroy the response before the client read it. */
+/* The response has left: the connection half-closes and drains what the
+ * client still sends (pipelined requests included) until it closes too, or
+ * for two seconds. Closing with unread input would reset the connection,
+ * which can destroy the response before the client has read it. */
+static void linger(gd_conn *c)
+{
+    reset_request(c);
+    c->lingering = true;
+    shutdown(lws_get_socket_fd(c->wsi), SHUT_WR);
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_REASON_BASE, 2);
+    lws_rx_flow_control(c->wsi, 1);
+}
+
+/* Sends what waits in c->out. 1 when all of it has left, 0 when the socket
+ * took only part (a writable callback will come), -1 on error. */
+static int flush_out(gd_conn *c)
+{
+    while (c->out_off < c->out.len) {
+        ssize_t n = send(lws_get_socket_fd(c->wsi), c->out.p + c->out_off, c->out.len - c->out_off,
+                         MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EINTR) return -1;
+            gd_conn_want_write(c);
             return 0;
         }
-    } else if (c->resp_off < c->resp_len) {
-        unsigned char buf[LWS_PRE + 16384];
-        size_t n = c->resp_len - c->resp_off;
-        if (n > sizeof(buf) - LWS_PRE) n = sizeof(buf) - LWS_PRE;
-        memcpy(buf + LWS_PRE, c->resp + c->resp_off, n);
-        c->resp_off += n;
-        bool last = c->resp_off == c->resp_len;
-        if (lws_write(c->wsi, buf + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) !=
-            (int)n)
-            return -1;
-        if (!last) {
-            lws_callback_on_writable(c->wsi);
+        c->out_off += (size_t)n;
+    }
+    gd_buf_free(&c->out);
+    c->out_off = 0;
+    return 1;
+}
+
+int gd_http_send(gd_conn *c, const void *data, size_t len)
+{
+    gd_buf_put(&c->out, data, len);
+    if (c->out.oom) return -1;
+    return flush_out(c) < 0 ? -1 : 0;
+}
+
+bool gd_http_sending(const gd_conn *c)
+{
+    return c->out_off < c->out.len;
+}
+
+void gd_http_finish(gd_conn *c)
+{
+    c->finish_pending = true;
+    if (!gd_http_sending(c))
+        linger(c);
+    else
+        gd_conn_want_write(c);
+}
+
+/* Writes the response: the head and the body in one sendmsg per writable
+ * callback, then lingers (see linger). */
+int gd_http_on_writable(gd_server *srv, gd_conn *c)
+{
+    if (c->kind != GD_CONN_HTTP) return 0;
+    if (gd_http_sending(c)) { /* what the socket did not take last time goes first */
+        int rc = flush_out(c);
+        if (rc <= 0) return rc;
+        if (c->finish_pending) {
+            linger(c);
             return 0;
         }
     }
-    bool close = strstr(c->resp_headers, "connection:") != NULL;
-    reset_request(c);
-    if (close || lws_http_transaction_completed(c->wsi)) return -1;
+    if (c->static_req) return gd_static_on_writable(srv->web, c);
+    if (!c->resp_ready) return 0;
+    if (!c->resp_head && build_head(c) != 0) return -1;
+    size_t body = c->head_only ? 0 : c->resp_len;
+    struct iovec iov[2] = {{c->resp_head + c->resp_head_off, c->resp_head_len - c->resp_head_off},
+                           {c->resp ? c->resp + c->resp_off : NULL, body - c->resp_off}};
+    struct msghdr mh = {.msg_iov = iov[0].iov_len ? iov : iov + 1,
+                        .msg_iovlen = iov[0].iov_len ? 2 : 1};
+    ssize_t n = sendmsg(lws_get_socket_fd(c->wsi), &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EINTR) return -1;
+        gd_conn_want_write(c);
+        return 0;
+    }
+    size_t done = (size_t)n, h = c->resp_head_len - c->resp_head_off;
+    c->resp_head_off += done < h ? done : h;
+    c->resp_off += done > h ? done - h : 0;
+    if (c->resp_head_off < c->resp_head_len || c->resp_off < body) {
+        gd_conn_want_write(c);
+        return 0;
+    }
+    linger(c);
     return 0;
 }
 
@@ -288,73 +461,6 @@ static route_kind session_route(const char *path, char id[37])
     return R_NONE;
 }
 
-/* Writes a complete response (status line, headers and body in one write)
- * from inside the upgrade callback, where lws closes the connection as soon
- * as we return; lws's header helpers would say HTTP/1.0 at this stage. */
-static int write_direct(struct lws *wsi, int status, const char *type, const char *body)
-{
-    unsigned char buf[LWS_PRE + 1024];
-    const char *reason = status == 400   ? "Bad Request"
-                         : status == 404 ? "Not Found"
-                                         : "Service Unavailable";
-    int n = snprintf((char *)buf + LWS_PRE, sizeof(buf) - LWS_PRE,
-                     "HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %zu\r\n"
-                     "access-control-allow-origin: *\r\nconnection: close\r\n\r\n%s",
-                     status, reason, type, strlen(body), body);
-    if (n < 0 || (size_t)n >= sizeof(buf) - LWS_PRE) return -1;
-    if (lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS) != n) return -1;
-    return 1;
-}
-
-int gd_http_confirm_upgrade(gd_server *srv, struct lws *wsi)
-{
-    char uri[160] = "", id[37];
-    lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
-    if (session_route(uri, id) != R_WS)
-        return write_direct(wsi, 404, mime_json, "{\"error\":\"Not found\"}");
-    if (!gd_uuid_shape_ok(id, 36))
-        return write_direct(wsi, 400, mime_json, "{\"error\":\"Invalid session ID format\"}");
-    if (!gd_idset_has(&srv->ids, id))
-        return write_direct(wsi, 404, mime_json, "{\"error\":\"Session not found\"}");
-    gd_session *s = gd_session_find(srv, id);
-    if (s && s->nplayers >= GD_MAX_PLAYERS) {
-        gd_log(GD_LOG_INFO, "session %s: upgrade refused, %d players", id, s->nplayers);
-        return write_direct(wsi, 503, "text/plain", "Session full (max 10 players)");
-    }
-    return 0;
-}
-
-static bool rate_allow(gd_server *srv, const char *ip, int *retry_after)
-{
-    /* A fixed table of token buckets keyed by IP; a colliding IP takes over
-     * the slot (bounded memory, never unbounded growth). */
-    if (!srv->rate) {
-        srv->rate_cap = 4096;
-        srv->rate = calloc(srv->rate_cap, sizeof(*srv->rate));
-        if (!srv->rate) return true;
-    }
-    uint64_t h = 1469598103934665603ull;
-    for (const char *p = ip; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ull;
-    gd_rate_entry *e = &srv->rate[h % srv->rate_cap];
-    int64_t now = gd_now_ms();
-    double per_ms = srv->cfg.create_rate / 60000.0;
-    if (strcmp(e->ip, ip) != 0) {
-        snprintf(e->ip, sizeof(e->ip), "%s", ip);
-        e->tokens = srv->cfg.create_rate;
-    } else {
-        e->tokens += (double)(now - e->at_ms) * per_ms;
-        if (e->tokens > srv->cfg.create_rate) e->tokens = srv->cfg.create_rate;
-    }
-    e->at_ms = now;
-    if (e->tokens < 1) {
-        *retry_after = (int)((1 - e->tokens) / per_ms / 1000) + 1;
-        return false;
-    }
-    e->tokens -= 1;
-    return true;
-}
-
 static json_t *parse_body(gd_conn *c)
 {
     json_error_t e;
@@ -362,25 +468,29 @@ static json_t *parse_body(gd_conn *c)
     return json_loadb(c->body.p, c->body.len, JSON_DECODE_INT_AS_REAL | JSON_DECODE_ANY, &e);
 }
 
-/* The per-IP limit on every route that creates a session (decision #23).
- * Answers 429 and returns false when it is exhausted. */
+/* Takes one token of a per-client-address limit; when there is none,
+ * answers 429 (what: "creating more sessions", ...) and returns false. */
+static bool limit_allows(gd_conn *c, gd_ratelimit *rl, uint64_t *refusals, const char *what)
+{
+    int retry = 1;
+    if (gd_ratelimit_take(rl, &c->client, gd_now_ms(), &retry)) return true;
+    char body[160], ra[16];
+    snprintf(body, sizeof(body),
+             "{\"error\":\"Too many requests. Please wait before %s.\",\"retryAfter\":%d}", what,
+             retry);
+    snprintf(ra, sizeof(ra), "%d", retry);
+    gd_http_set_json(c, 429, body);
+    add_header(c, "retry-after:", ra);
+    add_header(c, "x-ratelimit-remaining:", "0");
+    gd_http_ready(c);
+    (*refusals)++;
+    return false;
+}
+
+/* The per-IP limit on every route that creates a session (decision #23). */
 static bool creation_allowed(gd_server *srv, gd_conn *c)
 {
-    int retry;
-    if (!rate_allow(srv, c->peer, &retry)) {
-        char body[160], ra[16];
-        snprintf(body, sizeof(body),
-                 "{\"error\":\"Too many requests. Please wait before creating more "
-                 "sessions.\",\"retryAfter\":%d}",
-                 retry);
-        snprintf(ra, sizeof(ra), "%d", retry);
-        gd_http_set_json(c, 429, body);
-        add_header(c, "retry-after:", ra);
-        add_header(c, "x-ratelimit-remaining:", "0");
-        gd_http_ready(c);
-        return false;
-    }
-    return true;
+    return limit_allows(c, &srv->create_rate, &srv->m.limited_create, "creating more sessions");
 }
 
 static void handle_create(gd_server *srv, gd_conn *c)
@@ -730,13 +840,14 @@ static void on_list_done(gd_job *job)
     gd_job_free(job);
 }
 
-/* GET /api/sessions?limit=N&cursor=<updatedAt>.<id>: from the KV view. */
+/* GET /api/sessions?limit=N&cursor=<updatedAt>.<id>: from the KV view.
+ * A listing reads storage on the storage thread: limited per client. */
 static void handle_list(gd_server *srv, gd_conn *c)
 {
+    if (!limit_allows(c, &srv->list_rate, &srv->m.limited_list, "listing sessions again")) return;
     char buf[128];
     int limit = 20;
-    /* lws copies "name=value" into buf and returns where the value starts. */
-    const char *arg = lws_get_urlarg_by_name(c->wsi, "limit=", buf, sizeof(buf));
+    const char *arg = query_arg(c, "limit", buf, sizeof(buf));
     if (arg) {
         char *end;
         long n = strtol(arg, &end, 10);
@@ -753,7 +864,7 @@ static void handle_list(gd_server *srv, gd_conn *c)
     }
     job->updated_at = INT64_MAX;
     snprintf(job->id, sizeof(job->id), "~"); /* sorts after every id */
-    arg = lws_get_urlarg_by_name(c->wsi, "cursor=", buf, sizeof(buf));
+    arg = query_arg(c, "cursor", buf, sizeof(buf));
     if (arg) {
         char *dot = strchr(arg, '.');
         char *end;
@@ -782,6 +893,10 @@ static void with_session(gd_server *srv, gd_conn *c, const char *id, gd_http_con
         respond(c, 404, "{\"error\":\"Session not found\"}");
         return;
     }
+    gd_session *cur = gd_session_find(srv, id);
+    if ((!cur || cur->st == GD_SESS_HIBERNATED) &&
+        !limit_allows(c, &srv->load_rate, &srv->m.limited_load, "opening more sessions"))
+        return; /* it would load from storage */
     gd_session *s = gd_session_acquire(srv, id);
     if (!s) {
         respond(c, 503, "{\"error\":\"Out of memory\"}");
@@ -923,6 +1038,22 @@ static void handle_metrics(gd_server *srv, gd_conn *c)
            "web root responses sent from a precompressed sibling (.br, .gz)", ws.precompressed);
     metric(&b, "grooved_static_cache_bytes", "gauge",
            "bytes of compressed copies held by the web root's cache", ws.cache_bytes);
+    metric(&b, "grooved_connections_refused_total", "counter",
+           "connections answered 503 at accept (per-address or process-wide cap)",
+           srv->door.refused);
+    metric(&b, "grooved_bad_requests_total", "counter",
+           "request heads refused (malformed, bad Content-Length, too large)", m->bad_requests);
+    family(&b, "grooved_rate_limited_total", "counter",
+           "requests answered 429, by per-client-address limit");
+    gd_buf_printf(&b,
+                  "grooved_rate_limited_total{limit=\"create\"} %llu\n"
+                  "grooved_rate_limited_total{limit=\"list\"} %llu\n"
+                  "grooved_rate_limited_total{limit=\"load\"} %llu\n",
+                  (unsigned long long)m->limited_create, (unsigned long long)m->limited_list,
+                  (unsigned long long)m->limited_load);
+    metric(&b, "grooved_ws_protocol_errors_total", "counter",
+           "WebSocket connections closed for a protocol error (1002) or bad UTF-8 (1007)",
+           m->ws_protocol_errors);
     hist_write(&b, "grooved_ops_per_commit", "rows per group commit", &m->ops_per_commit);
     hist_write(&b, "grooved_commit_latency_ms", "storage commit time, milliseconds", &m->commit_ms);
     hist_write(&b, "grooved_ack_latency_ms",

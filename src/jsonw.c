@@ -88,6 +88,15 @@ char *gd_buf_steal(gd_buf *b, size_t *len)
     char *p = b->oom ? NULL : b->p;
     if (len) *len = b->len;
     if (b->oom) free(b->p);
+    /* Whoever keeps the text keeps exactly its size, not the buffer's
+     * growth slack (at least 256 bytes): thousands of short strings live
+     * on in session state. */
+    if (p) p[b->len] = '\0'; /* also when nothing was ever written */
+    if (p && b->cap > b->len + 1) {
+
+        char *q = realloc(p, b->len + 1);
+        if (q) p = q;
+    }
     memset(b, 0, sizeof(*b));
     return p;
 }

@@ -338,12 +338,45 @@ gd_track *gd_track_from_json(const json_t *j, gd_vmode mode, const char *prefix,
         }
     }
 
+    if (errs->n == n0 && t->id && t->name && t->sample_id &&
+        gd_track_mem_bytes(t) > GD_MAX_TRACK_BYTES)
+        gd_errors_add(errs, "%scannot take more than %d bytes", prefix, GD_MAX_TRACK_BYTES);
     if (errs->n != n0 || !t->id || !t->name || !t->sample_id) {
         if (errs->n == n0) gd_errors_add(errs, "%sout of memory", prefix);
         gd_track_free(t);
         return NULL;
     }
     return t;
+}
+
+/* ---- memory ------------------------------------------------------------ */
+
+size_t gd_heap_cost(size_t n)
+{
+    size_t c = (n + 8 + 15) & ~(size_t)15;
+    return c < 32 ? 32 : c;
+}
+
+static size_t str_cost(const char *s)
+{
+    return s ? gd_heap_cost(strlen(s) + 1) : 0;
+}
+
+size_t gd_track_mem_bytes(const gd_track *t)
+{
+    size_t n =
+        gd_heap_cost(sizeof(*t)) + str_cost(t->id) + str_cost(t->name) + str_cost(t->sample_id);
+    for (int i = 0; i < GD_MAX_STEPS; i++)
+        n += str_cost(t->locks[i]);
+    return n;
+}
+
+size_t gd_record_mem_bytes(const gd_record *r)
+{
+    size_t n = str_cost(r->name) + str_cost(r->remixed_from) + str_cost(r->remixed_from_name);
+    for (int i = 0; i < r->state.ntracks; i++)
+        n += gd_track_mem_bytes(r->state.tracks[i]);
+    return n;
 }
 
 int gd_effects_from_json(const json_t *j, gd_effects *e, gd_errors *errs)
@@ -484,6 +517,10 @@ static bool cp_is_allowed(uint32_t c)
         {0x3099, 0x309A}, {0xD800, 0xDFFF}, {0xE000, 0xF8FF},   {0xFE00, 0xFE0F},
         {0xFE20, 0xFE2F}, {0xFFF9, 0xFFFB}, {0xE0000, 0xE01EF}, {0xF0000, 0x10FFFF},
     };
+    /* U+FEFF is white space to JavaScript's trim but a format character
+     * (Cf) inside a name; noncharacters (U+FDD0..U+FDEF, U+xxFFFE/F) are in
+     * no category at all. */
+    if (c == 0xFEFF || (c >= 0xFDD0 && c <= 0xFDEF) || (c & 0xFFFE) == 0xFFFE) return false;
     if (cp_is_js_space(c)) return true;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         if (c >= bad[i][0] && c <= bad[i][1]) return false;
@@ -552,9 +589,10 @@ int gd_name_from_json(const json_t *raw, char **out, gd_errors *errs)
     size_t cps = 0;
     for (const char *p = start; p < end; utf8_next(&p))
         cps++;
-    bool bad_char = false;
-    for (const char *p = s; *p;)
+    bool bad_char = false; /* what trimming removes is white space, and goes */
+    for (const char *p = start; p < end;)
         if (!cp_is_allowed(utf8_next(&p))) bad_char = true;
+
     if (cps > GD_MAX_NAME_CP) gd_errors_add(errs, "Name cannot exceed 100 characters");
     if (name_is_unsafe(s)) gd_errors_add(errs, "Name contains potentially unsafe content");
     if (bad_char) gd_errors_add(errs, "Name contains invalid characters");

@@ -143,7 +143,19 @@ void gd_record_write(gd_buf *b, const gd_record *r, bool with_seq);
 /* Parses what gd_record_write wrote (checkpoints and KV values). 0 or -EINVAL. */
 int gd_record_from_json(const json_t *j, gd_record *out);
 
+/*
+ * Memory: what a track or a record really holds on the heap (each block as
+ * glibc's malloc sizes it: a 16-byte-aligned chunk with an 8-byte header,
+ * 32 bytes at least). A track may hold at most GD_MAX_TRACK_BYTES, so a
+ * state holds at most 16 times that plus the record's strings.
+ */
+#define GD_MAX_TRACK_BYTES (32 * 1024)
+size_t gd_heap_cost(size_t n);
+size_t gd_track_mem_bytes(const gd_track *t);
+size_t gd_record_mem_bytes(const gd_record *r);
+
 double gd_clamp(double v, double lo, double hi);
+
 bool gd_valid_step_count(double v);
 
 #endif

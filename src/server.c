@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "door.h"
 #include "http_api.h"
 #include "log.h"
 #include "notify.h"
@@ -51,34 +52,31 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         if (srv && srv->store) gd_store_drain(srv->store);
         if (srv && srv->web) gd_static_drain(srv->web);
         return 0;
-    case LWS_CALLBACK_HTTP:
-        c->wsi = wsi;
-        return gd_http_on_request(srv, c, in);
-    case LWS_CALLBACK_HTTP_BODY:
-        return gd_http_on_body(srv, c, in, len);
-    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-        return gd_http_on_body_done(srv, c);
-    case LWS_CALLBACK_HTTP_WRITEABLE:
-        return c ? gd_http_on_writable(srv, c) : 0;
-    case LWS_CALLBACK_CLOSED_HTTP:
-        if (c) gd_http_on_closed(srv, c);
-        return 0;
-    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: /* no per-connection data yet */
-        return gd_http_confirm_upgrade(srv, wsi);
-    case LWS_CALLBACK_ESTABLISHED:
-        c->wsi = wsi;
-        return gd_ws_on_established(srv, c);
-    case LWS_CALLBACK_RECEIVE:
-        return gd_ws_on_receive(srv, c, in, len);
-    case LWS_CALLBACK_SERVER_WRITEABLE:
-        return gd_ws_on_writable(srv, c);
-    case LWS_CALLBACK_CLOSED:
-        if (srv->shutdown_phase >= 3) { /* context teardown: no broadcasts */
-            gd_conn_clear_queue(c);
-            gd_buf_free(&c->rx);
-            return 0;
-        }
+    /* Every socket is a raw descriptor to lws: the door reads request heads,
+     * http_api answers requests, ws runs WebSockets. */
+    case LWS_CALLBACK_RAW_RX_FILE:
+        if (c->kind == GD_CONN_WS) return gd_ws_on_readable(srv, c);
+        return gd_door_on_readable(srv, wsi, c);
+    case LWS_CALLBACK_RAW_WRITEABLE_FILE: {
+        c->in_writable = true;
+        int rc = c->kind == GD_CONN_HTTP ? gd_http_on_writable(srv, c) : gd_ws_on_writable(srv, c);
+        c->in_writable = false;
+        return rc;
+    }
+    case LWS_CALLBACK_RAW_CLOSE_FILE:
+        if (c->kind == GD_CONN_NEW) gd_door_on_closed(srv, wsi, c);
+        if (c->kind == GD_CONN_HTTP) gd_http_on_closed(srv, c);
         gd_ws_on_closed(srv, c);
+        return 0;
+    case LWS_CALLBACK_TIMER:
+        if (!c) return 0;
+        if (c->rearm_write) {
+            c->rearm_write = false;
+            lws_callback_on_writable(wsi);
+        }
+        return gd_ws_on_timer(srv, c);
+    case LWS_CALLBACK_WSI_DESTROY: /* the last wsi of a socket: its door ticket */
+        if (srv) gd_door_on_destroy(srv, wsi);
         return 0;
     default:
         return 0;
@@ -117,10 +115,8 @@ static void collect_id(void *arg, const char *id)
 
 static void close_all_players(gd_server *srv)
 {
-    for (size_t i = 0; i < srv->sessions.nbuckets; i++)
-        for (gd_session *s = srv->sessions.buckets[i]; s; s = s->hnext)
-            for (int k = 0; k < s->nplayers; k++)
-                gd_ws_close(s->players[k], 1012, "server restart");
+    for (gd_conn *c = srv->ws_conns; c; c = c->ws_next)
+        gd_ws_close(c, 1012, "server restart");
 }
 
 static size_t count_players(gd_server *srv)
@@ -136,6 +132,7 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
 {
     gd_server *srv = lws_container_of(sul, gd_server, tick_sul);
     if (srv->shutdown_phase == 0) gd_sessions_tick(srv);
+    gd_ws_tick(srv);
     lws_sul_schedule(srv->ctx, 0, &srv->tick_sul, tick_cb,
                      srv->shutdown_phase ? 20 * LWS_US_PER_MS : LWS_US_PER_SEC);
 }
@@ -161,7 +158,7 @@ static void shutdown_step(gd_server *srv)
             close_all_players(srv);
         }
     } else if (srv->shutdown_phase == 2) {
-        if (count_players(srv) == 0 || waited > 20000) srv->shutdown_phase = 3;
+        if ((count_players(srv) == 0 && !srv->ws_conns) || waited > 20000) srv->shutdown_phase = 3;
     }
 }
 
@@ -186,6 +183,10 @@ int gd_server_run(const gd_config *cfg)
     gd_idset_init(&srv->ids);
     int rc = gd_sessions_init(srv);
     if (rc) return 1;
+    if (gd_ratelimit_init(&srv->create_rate, cfg->create_rate, cfg->create_rate, 16384) ||
+        gd_ratelimit_init(&srv->list_rate, cfg->list_rate, cfg->list_rate, 16384) ||
+        gd_ratelimit_init(&srv->load_rate, cfg->load_rate, cfg->load_rate, 16384))
+        return 1;
 
     const gd_kv_ops *kv = gd_kv_find(cfg->kv);
     if (!kv) {
@@ -226,6 +227,11 @@ int gd_server_run(const gd_config *cfg)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+    /* The listening sockets, bound to exactly --host: before anything runs. */
+    if (gd_door_listen(srv) != 0) {
+        gd_store_close(srv->store);
+        return 1;
+    }
 
     lws_set_log_level(LLL_ERR, gd_log_format == GD_LOG_JSON ? lws_line : NULL);
     static const lws_retry_bo_t retry = {
@@ -244,9 +250,9 @@ int gd_server_run(const gd_config *cfg)
 
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
-    info.port = cfg->port;
-    info.iface = cfg->host;
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER; /* the door listens (door.c) */
     info.protocols = protocols;
+    info.max_http_header_data = GD_DOOR_MAX_HEAD;
     info.user = srv;
     info.vhost_name = "grooved";
     info.retry_and_idle_policy = policy;
@@ -254,15 +260,16 @@ int gd_server_run(const gd_config *cfg)
     info.pt_serv_buf_size = 32 * 1024;
     info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
     srv->ctx = lws_create_context(&info);
-    if (!srv->ctx) {
-        gd_event(GD_LOG_ERROR, "listen_failed", NULL, "host,port", "cannot listen on %s:%d",
-                 cfg->host, cfg->port);
+    srv->vhost = srv->ctx ? lws_get_vhost_by_name(srv->ctx, "grooved") : NULL;
+    if (!srv->vhost || gd_door_start(srv) != 0) {
+        gd_event(GD_LOG_ERROR, "listen_failed", NULL, "host,port",
+                 "cannot start the network loop on %s:%d", cfg->host, cfg->port);
+        if (srv->ctx) lws_context_destroy(srv->ctx);
+        gd_door_close(srv);
         gd_store_close(srv->store);
         free(policy);
         return 1;
     }
-    srv->vhost = lws_get_vhost_by_name(srv->ctx, "grooved");
-    srv->port = srv->vhost ? lws_get_vhost_listen_port(srv->vhost) : cfg->port;
     if ((rc = gd_store_start(srv->store)) != 0) {
         gd_event(GD_LOG_ERROR, "storage_thread_failed", NULL, "error",
                  "cannot start the storage thread: %s", strerror(-rc));
@@ -296,9 +303,19 @@ int gd_server_run(const gd_config *cfg)
         gd_event(GD_LOG_WARN, "web_root_missing", NULL, "web_root",
                  "no index.html in the web root %s: the web page will not load (see --web-root)",
                  cfg->web_root);
-    gd_event(GD_LOG_INFO, "listening", NULL, "host,port,data_dir,kv,sessions_known",
-             "grooved listening on http://%s:%d (data dir %s, KV view %s, %zu sessions known)",
-             cfg->host, srv->port, cfg->data_dir, kv->name, srv->ids.n);
+    /* Every address --host named (a name may give several), exactly. */
+    char also[400] = "";
+    for (int i = 1; i < srv->door.nfds; i++)
+        snprintf(also + strlen(also), sizeof(also) - strlen(also), "%shttp://%s%s%s:%d",
+                 i > 1 ? ", " : " and ", srv->door.v6[i] ? "[" : "", srv->door.hosts[i],
+                 srv->door.v6[i] ? "]" : "", srv->port);
+    const gd_door *d = &srv->door;
+    gd_event(GD_LOG_INFO, "listening", NULL,
+             ",host,,port,,data_dir,kv,sessions_known,max_connections,max_conns_per_ip",
+             "grooved listening on http://%s%s%s:%d%s (data dir %s, KV view %s, %zu sessions "
+             "known, at most %zu connections, %d per client address)",
+             d->v6[0] ? "[" : "", d->hosts[0], d->v6[0] ? "]" : "", srv->port, also, cfg->data_dir,
+             kv->name, srv->ids.n, d->global_cap, cfg->max_conns_per_ip);
     char status[256];
     snprintf(status, sizeof(status), "READY=1\nSTATUS=listening on %s:%d, %zu sessions known",
              cfg->host, srv->port, srv->ids.n);
@@ -311,6 +328,8 @@ int gd_server_run(const gd_config *cfg)
     }
     lws_sul_cancel(&srv->tick_sul);
     lws_sul_cancel(&srv->flush_sul);
+    lws_sul_cancel(&srv->budget_sul);
+
     srv->shutdown_phase = 3;
     /* No new work from here; what is still queued finishes (or is
      * cancelled) and its callbacks run while the lws context is alive, and
@@ -329,7 +348,12 @@ int gd_server_run(const gd_config *cfg)
     gd_static_close(srv->web);
     gd_sessions_free(srv);
     gd_idset_free(&srv->ids);
-    free(srv->rate);
+    gd_ratelimit_free(&srv->create_rate);
+    gd_ratelimit_free(&srv->list_rate);
+    gd_ratelimit_free(&srv->load_rate);
+    gd_conncount_free(&srv->door.conns);
+    if (srv->door.spare_fd >= 0) close(srv->door.spare_fd);
+    gd_msg_unref(srv->pong_msg);
     free(policy);
     gd_event(GD_LOG_INFO, "stopped", NULL, "", "stopped");
     return 0;

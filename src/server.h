@@ -16,6 +16,7 @@
 #include "config.h"
 #include "idset.h"
 #include "op.h"
+#include "ratelimit.h"
 #include "store.h"
 
 #define GD_MAX_PLAYERS 10
@@ -43,7 +44,10 @@ typedef struct gd_metrics {
         rejected_published, rejected_rate_limited, rejected_storage, rejected_unavailable;
     uint64_t loads_durable, loads_kv, loads_default, evictions, hibernations, kv_writes_requested;
     uint64_t lagging_closed, budget_evictions, load_failures;
-    size_t mem_estimate; /* sum of mem_bytes of sessions in memory, at the last tick */
+    uint64_t bad_requests;                               /* request heads refused by the door */
+    uint64_t limited_create, limited_list, limited_load; /* 429s per limit */
+    uint64_t ws_protocol_errors; /* WebSocket connections closed 1002/1007 */
+    size_t mem_estimate;         /* sum of mem_bytes of the sessions in memory */
     uint64_t sessions_created;
     gd_hist ops_per_commit; /* counts, reusing the bucket machinery */
     gd_hist commit_ms;
@@ -55,11 +59,29 @@ typedef struct gd_session_table {
     size_t nbuckets, n;
 } gd_session_table;
 
-typedef struct gd_rate_entry {
-    char ip[64];
-    double tokens;
-    int64_t at_ms;
-} gd_rate_entry;
+struct gd_ticket;
+struct gd_msg;
+typedef struct gd_conn gd_conn;
+
+/* The front door's state (door.c). */
+typedef struct gd_door {
+    int fds[8]; /* listening sockets */
+    bool adopted[8];
+    char hosts[8][48]; /* the address each listens on, as text */
+    bool v6[8];
+    int nfds;
+    gd_conncount conns;                   /* open connections per client address */
+    size_t global_cap;                    /* all counted connections */
+    int kills_pending;                    /* reserve sockets being closed to make room */
+    int reserve_used;                     /* health-check reserve in use */
+    gd_conn *reserve_head, *reserve_tail; /* reserve sockets without a request yet, oldest first */
+
+    int spare_fd;  /* freed to take a connection off the queue at EMFILE */
+    gd_addr proxy; /* --trusted-proxy, when has_proxy */
+    bool has_proxy;
+    uint64_t accepted, refused;
+    int64_t warned_ms;
+} gd_door;
 
 typedef struct gd_server {
     gd_config cfg;
@@ -73,13 +95,16 @@ typedef struct gd_server {
     gd_batch *open;            /* ops accepted since the last submission */
     gd_batch *inflight;        /* the batch being committed, or NULL */
     bool flush_scheduled;
-    lws_sorted_usec_list_t flush_sul, tick_sul;
+    lws_sorted_usec_list_t flush_sul, tick_sul, budget_sul;
+    bool budget_scheduled;
     volatile sig_atomic_t stop_requested;
     int shutdown_phase; /* 0 running, 1 flushing, 2 closing sockets, 3 done */
     int64_t shutdown_started_ms;
     uint64_t next_serial;
-    gd_rate_entry *rate; /* create-rate buckets, open addressing */
-    size_t rate_cap;
+    gd_door door;
+    gd_ratelimit create_rate, list_rate, load_rate; /* per client address */
+    gd_conn *ws_conns;                              /* every WebSocket connection (ws.c's list) */
+    struct gd_msg *pong_msg;                        /* the shared "pong" text message */
     gd_metrics m;
 } gd_server;
 

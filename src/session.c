@@ -8,6 +8,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,7 @@
 #include "identity.h"
 #include "http_api.h"
 #include "log.h"
+#include "ws.h"
 
 typedef struct touch {
     gd_session *s;
@@ -61,14 +63,39 @@ static void kv_put(gd_server *srv, gd_session *s);
 
 /* ---- registry --------------------------------------------------------- */
 
-/* O(1) estimate of a session's memory: tracks dominate (128 steps and 128
- * lock pointers each); lock texts are counted at a typical size. */
-static void touch_session(gd_session *s)
+static void enforce_budget(gd_server *srv);
+
+static void budget_cb(lws_sorted_usec_list_t *sul)
+{
+    gd_server *srv = lws_container_of(sul, gd_server, budget_sul);
+    srv->budget_scheduled = false;
+    enforce_budget(srv);
+    gd_sessions_schedule_flush(srv);
+}
+
+/* Measures what s really holds: the session and, while its state is in
+ * memory, every heap block of its record (gd_record_mem_bytes). Keeps the
+ * process-wide total in step, and once the total is over the budget,
+ * enforces it at the end of this loop turn, not at the next tick: a flood
+ * of creates or loads must never outrun the budget. */
+static void account(gd_server *srv, gd_session *s)
+{
+    size_t now = sizeof(*s) + (s->st == GD_SESS_LIVE ? gd_record_mem_bytes(&s->rec) : 0);
+    srv->m.mem_estimate = srv->m.mem_estimate - s->mem_bytes + now;
+    s->mem_bytes = now;
+    if (srv->m.mem_estimate > (size_t)srv->cfg.memory_budget_mb * 1024 * 1024 &&
+        !srv->budget_scheduled && srv->ctx) {
+        srv->budget_scheduled = true;
+        lws_sul_schedule(srv->ctx, 0, &srv->budget_sul, budget_cb, 1);
+    }
+}
+
+/* Something happened to s: it moves up in the LRU order, and what it holds
+ * may have changed. */
+static void touch_session(gd_server *srv, gd_session *s)
 {
     s->last_active_ms = gd_now_ms();
-    s->mem_bytes =
-        sizeof(*s) +
-        (s->st == GD_SESS_LIVE ? (size_t)s->rec.state.ntracks * (sizeof(gd_track) + 96) : 0);
+    account(srv, s);
 }
 
 static size_t bucket_of(const gd_server *srv, const char *id)
@@ -138,6 +165,7 @@ static void session_free(gd_server *srv, gd_session *s)
 {
     assert(!s->batch_refs && !s->waiters && !s->nplayers);
     table_remove(srv, s);
+    srv->m.mem_estimate -= s->mem_bytes;
     gd_record_clear(&s->rec);
     free(s);
 }
@@ -342,8 +370,7 @@ static void on_commit_done(gd_job *job)
 static void release(gd_server *srv, gd_session *s)
 {
     for (int i = 0; i < s->nplayers; i++)
-        if (gd_conn_can_send(s->players[i], s->durable_opno))
-            lws_callback_on_writable(s->players[i]->wsi);
+        if (gd_conn_can_send(s->players[i], s->durable_opno)) gd_conn_want_write(s->players[i]);
     for (gd_conn *c = s->waiters, *n; c; c = n) {
         n = c->wnext;
         if (c->wait == GD_WAIT_DURABLE && c->wait_opno <= s->durable_opno) {
@@ -413,7 +440,7 @@ static void rollback(gd_server *srv, gd_session *s, gd_batch *failed)
     }
     for (int i = 0; i < s->nplayers; i++) {
         gd_conn_drop_gated(s->players[i], s->durable_opno);
-        lws_rx_flow_control(s->players[i]->wsi, 0);
+        gd_ws_hold(s->players[i], GD_RX_SESSION);
     }
     for (gd_conn *c = s->waiters, *n; c; c = n) {
         n = c->wnext;
@@ -436,6 +463,7 @@ static void rollback(gd_server *srv, gd_session *s, gd_batch *failed)
     gd_record_clear(&s->rec);
     gd_state_init(&s->rec.state);
     submit_load(srv, s);
+    account(srv, s);
 }
 
 /* ---- loading ---------------------------------------------------------- */
@@ -610,11 +638,11 @@ static void on_load_done(gd_job *job)
             complete_join(srv, s, c);
         } else {
             if (s->resync) send_snapshot(srv, s, c); /* reloaded after a failed commit */
-            lws_rx_flow_control(c->wsi, 1);
+            gd_ws_release(c, GD_RX_SESSION);
         }
     }
     s->resync = false;
-    touch_session(s);
+    touch_session(srv, s);
     for (int i = 0; i < s->nplayers; i++)
         if (s->players[i]->nstalled) replay_stalled(srv, s->players[i]);
     for (gd_conn *c = s->waiters, *n; c; c = n) {
@@ -641,7 +669,7 @@ gd_session *gd_session_create(gd_server *srv, gd_record *rec)
         return NULL;
     }
     table_insert(srv, s);
-    touch_session(s);
+    touch_session(srv, s);
     srv->m.sessions_created++;
     gd_sessions_schedule_flush(srv);
     return s;
@@ -687,7 +715,7 @@ int gd_session_apply_op(gd_server *srv, gd_session *s, gd_op *op, gd_conn *sende
         add_checkpoint(srv, s, true);
     srv->m.mutations[op->type]++;
     *opno = (int64_t)s->rec.opno;
-    touch_session(s);
+    touch_session(srv, s);
     s->last_op_ms = s->last_active_ms;
 
     if (op->type == GD_OP_REPLACE_STATE) {
@@ -703,8 +731,11 @@ int gd_session_apply_op(gd_server *srv, gd_session *s, gd_op *op, gd_conn *sende
         if (!m) {
             resync_players(srv, s); /* out of memory: never let a player miss a change */
         } else {
-            for (int i = 0; i < s->nplayers; i++)
-                if (s->players[i]->joined) gd_session_send(srv, s->players[i], m, *opno);
+            for (int i = 0; i < s->nplayers; i++) {
+                if (!s->players[i]->joined) continue;
+                gd_session_send(srv, s->players[i], m, *opno);
+                if (sender && s->players[i] != sender) sender->fanout_tokens -= (double)m->len;
+            }
         }
         gd_msg_unref(m);
     }
@@ -717,12 +748,8 @@ int gd_session_apply_op(gd_server *srv, gd_session *s, gd_op *op, gd_conn *sende
 /* Closes c with code once what is queued to it has been sent. */
 static void close_player(gd_conn *c, uint16_t code, const char *reason)
 {
-    if (c->closing) return;
-    c->closing = true;
-    c->close_code = code;
-    c->close_reason = reason;
-    lws_rx_flow_control(c->wsi, 1);
-    lws_callback_on_writable(c->wsi);
+    gd_ws_release(c, GD_RX_SESSION);
+    gd_ws_close(c, code, reason);
 }
 
 /* A broadcast could not be allocated: the players would silently diverge,
@@ -748,14 +775,11 @@ void gd_session_send(gd_server *srv, gd_conn *c, gd_msg *m, int64_t gate)
                srv->cfg.out_cap_kb);
         srv->m.lagging_closed++;
         gd_conn_clear_queue(c);
-        c->closing = true;
-        c->close_code = 1008;
-        c->close_reason = "slow reader";
-        lws_callback_on_writable(c->wsi);
+        gd_ws_close(c, 1008, "slow reader");
         return;
     }
     int64_t durable = c->session ? c->session->durable_opno : INT64_MAX;
-    if (gd_conn_can_send(c, durable)) lws_callback_on_writable(c->wsi);
+    if (gd_conn_can_send(c, durable)) gd_conn_want_write(c);
 }
 
 static void send_buf(gd_server *srv, gd_conn *c, gd_buf *b, int64_t gate)
@@ -909,14 +933,14 @@ static void complete_join(gd_server *srv, gd_session *s, gd_conn *c)
     gd_buf_putc(&b, '}');
     send_others(srv, s, c, &b, 0);
     gd_buf_free(&b);
-    lws_rx_flow_control(c->wsi, 1);
+    gd_ws_release(c, GD_RX_SESSION);
     gd_log(GD_LOG_INFO, "session %s: player %s (%s) joined, %d connected", s->id, c->player_id,
            c->ident.name, s->nplayers);
 }
 
 void gd_session_join(gd_server *srv, gd_session *s, gd_conn *c)
 {
-    touch_session(s);
+    touch_session(srv, s);
     if (s->st == GD_SESS_LIVE) {
         s->rec.last_accessed_at = s->last_active_ms;
         s->access_dirty = true;
@@ -927,14 +951,13 @@ void gd_session_join(gd_server *srv, gd_session *s, gd_conn *c)
     if (s->st == GD_SESS_LIVE)
         complete_join(srv, s, c);
     else
-        lws_rx_flow_control(c->wsi, 0);
+        gd_ws_hold(c, GD_RX_SESSION);
 }
 
 void gd_session_leave(gd_server *srv, gd_conn *c)
 {
     gd_session *s = c->session;
     gd_conn_clear_queue(c);
-    gd_buf_free(&c->rx);
     gd_buf_free(&c->stalled);
     c->nstalled = 0;
     if (!s) return;
@@ -947,7 +970,7 @@ void gd_session_leave(gd_server *srv, gd_conn *c)
     memmove(&s->players[k], &s->players[k + 1],
             (size_t)(s->nplayers - k - 1) * sizeof(*s->players));
     s->nplayers--;
-    touch_session(s);
+    touch_session(srv, s);
     if (c->joined) {
         gd_buf b;
         gd_buf_init(&b);
@@ -976,23 +999,77 @@ void gd_session_leave(gd_server *srv, gd_conn *c)
 
 /* ---- messages --------------------------------------------------------- */
 
-static bool rate_ok(gd_server *srv, gd_conn *c)
+/* ---- fan-out fairness -------------------------------------------------- */
+
+/*
+ * What one connection makes the other players receive (its broadcasts and
+ * relays, counted once per recipient) comes out of a bucket of --fanout-kb
+ * per second, twice that at most. A sender over it gets RATE_LIMITED: a
+ * flood slows its sender down instead of pushing the players it floods
+ * over their output cap.
+ */
+static bool fanout_ok(gd_server *srv, gd_conn *c)
 {
+    double rate = (double)srv->cfg.fanout_kb * 1024, cap = 2 * rate;
     int64_t now = gd_now_us();
-    double cap = 2.0 * srv->cfg.ws_rate;
-    if (c->tokens_at_us == 0)
-        c->tokens = cap;
+    if (c->fanout_at_us == 0)
+        c->fanout_tokens = cap;
     else
-        c->tokens += (double)(now - c->tokens_at_us) * srv->cfg.ws_rate / 1e6;
-    if (c->tokens > cap) c->tokens = cap;
-    c->tokens_at_us = now;
-    if (c->tokens < 1) return false;
-    c->tokens -= 1;
+        c->fanout_tokens += (double)(now - c->fanout_at_us) * rate / 1e6;
+    if (c->fanout_tokens > cap) c->fanout_tokens = cap;
+    c->fanout_at_us = now;
+    return c->fanout_tokens > 0;
+}
+
+/* Sends b to every joined player but `from` (and to `from` too when
+ * include_from), charging `from`'s fan-out bucket. Ephemeral messages (a
+ * cursor, superseded by the next one) are not queued to a player whose
+ * queue is over a quarter of the cap: they are dropped, never a reason to
+ * cut a slow reader off. */
+static void relay(gd_server *srv, gd_session *s, gd_conn *from, gd_buf *b, int64_t gate,
+                  bool include_from, bool ephemeral)
+{
+    gd_msg *m = b->oom ? NULL : gd_msg_new(b->p, b->len);
+    size_t cap = (size_t)srv->cfg.out_cap_kb * 1024;
+    for (int i = 0; m && i < s->nplayers; i++) {
+        gd_conn *to = s->players[i];
+        if (!to->joined || (to == from && !include_from)) continue;
+        if (ephemeral && to->qbytes > cap / 4) continue;
+        gd_session_send(srv, to, m, gate);
+        if (to != from) from->fanout_tokens -= (double)m->len;
+    }
+    gd_msg_unref(m);
+}
+
+/* A cursor position is two finite numbers, and optionally the track and
+ * step under it. Writes the normalised object, or returns false. */
+static bool write_position(gd_buf *b, const json_t *pos)
+{
+    json_t *x = json_object_get(pos, "x"), *y = json_object_get(pos, "y");
+    json_t *track = json_object_get(pos, "trackId"), *step = json_object_get(pos, "step");
+    if (!json_is_object(pos) || !json_is_number(x) || !json_is_number(y) ||
+        !isfinite(json_number_value(x)) || !isfinite(json_number_value(y)))
+        return false;
+    if (track && (!json_is_string(track) || json_string_length(track) > GD_MAX_ID_BYTES))
+        return false;
+    double st = step ? json_number_value(step) : 0;
+    if (step && (!json_is_number(step) || st < 0 || st >= GD_MAX_STEPS || st != floor(st)))
+        return false;
+    gd_buf_puts(b, "{\"x\":");
+    gd_json_num(b, json_number_value(x));
+    gd_buf_puts(b, ",\"y\":");
+    gd_json_num(b, json_number_value(y));
+    if (track) {
+        gd_buf_puts(b, ",\"trackId\":");
+        gd_json_str(b, json_string_value(track));
+    }
+    if (step) gd_buf_printf(b, ",\"step\":%d", (int)st);
+    gd_buf_putc(b, '}');
     return true;
 }
 
 static void handle_readonly(gd_server *srv, gd_session *s, gd_conn *c, const char *type,
-                            json_t *msg)
+                            json_t *msg, const char *client_seq)
 {
     gd_buf b;
     gd_buf_init(&b);
@@ -1009,7 +1086,7 @@ static void handle_readonly(gd_server *srv, gd_session *s, gd_conn *c, const cha
         }
         gd_buf_putc(&b, '}');
         /* playback_started carries the tempo, which may not be durable yet. */
-        send_others(srv, s, NULL, &b, play ? (int64_t)s->rec.opno : 0);
+        relay(srv, s, c, &b, play ? (int64_t)s->rec.opno : 0, true, false);
     } else if (strcmp(type, "state_hash") == 0) {
         char h[9] = "";
         gd_state_hash(&s->rec.state, h);
@@ -1022,11 +1099,17 @@ static void handle_readonly(gd_server *srv, gd_session *s, gd_conn *c, const cha
     } else if (strcmp(type, "request_snapshot") == 0) {
         send_snapshot(srv, s, c);
     } else if (strcmp(type, "clock_sync_request") == 0) {
-        gd_buf_puts(&b, "{\"type\":\"clock_sync_response\"");
         json_t *ct = json_object_get(msg, "clientTime");
+        if (ct && (!json_is_number(ct) || !isfinite(json_number_value(ct)))) {
+            gd_session_send_error(srv, c, GD_E_INVALID_FIELD, "clientTime must be a number",
+                                  client_seq);
+            gd_buf_free(&b);
+            return;
+        }
+        gd_buf_puts(&b, "{\"type\":\"clock_sync_response\"");
         if (ct) {
             gd_buf_puts(&b, ",\"clientTime\":");
-            gd_json_value(&b, ct);
+            gd_json_num(&b, json_number_value(ct));
         }
         gd_buf_printf(&b, ",\"serverTime\":%lld}", (long long)gd_now_ms());
         send_buf(srv, c, &b, 0);
@@ -1034,19 +1117,48 @@ static void handle_readonly(gd_server *srv, gd_session *s, gd_conn *c, const cha
         gd_buf_puts(&b, "{\"type\":\"cursor_moved\",\"playerId\":");
         gd_json_str(&b, c->player_id);
         gd_buf_puts(&b, ",\"position\":");
-        json_t *pos = json_object_get(msg, "position");
-        if (pos)
-            gd_json_value(&b, pos);
-        else
-            gd_buf_puts(&b, "null");
+        if (!write_position(&b, json_object_get(msg, "position"))) {
+            gd_session_send_error(srv, c, GD_E_INVALID_FIELD,
+                                  "position must be an object with numbers x and y", client_seq);
+            gd_buf_free(&b);
+            return;
+        }
         gd_buf_puts(&b, ",\"color\":");
         gd_json_str(&b, c->ident.color);
         gd_buf_puts(&b, ",\"name\":");
         gd_json_str(&b, c->ident.name);
         gd_buf_putc(&b, '}');
-        send_others(srv, s, c, &b, 0);
+        relay(srv, s, c, &b, 0, false, true);
     }
     gd_buf_free(&b);
+}
+
+/* The clientSeq that answers msg: its `seq` written back as JSON (owned,
+ * free()), or NULL without one. -EINVAL when seq is there but not a finite
+ * number: it is echoed to every player, so it is a relayed field too. */
+static int client_seq_of(const json_t *msg, char **out)
+{
+    *out = NULL;
+    json_t *seq = json_object_get(msg, "seq");
+    if (!seq) return 0;
+    if (!json_is_number(seq) || !isfinite(json_number_value(seq))) return -EINVAL;
+    gd_buf b;
+    gd_buf_init(&b);
+    gd_json_value(&b, seq);
+    *out = gd_buf_steal(&b, NULL);
+    return 0;
+}
+
+void gd_session_on_rate_limited(gd_server *srv, gd_conn *c, const char *data, size_t len)
+{
+    if (!c->session || c->closing) return;
+    json_error_t jerr;
+    json_t *msg = json_loadb(data, len, JSON_DECODE_INT_AS_REAL | JSON_DECODE_ANY, &jerr);
+    char *client_seq = NULL;
+    if (json_is_object(msg)) client_seq_of(msg, &client_seq);
+    gd_session_send_error(srv, c, GD_E_RATE_LIMITED, "Too many messages; slow down", client_seq);
+    free(client_seq);
+    json_decref(msg);
 }
 
 void gd_session_on_message(gd_server *srv, gd_conn *c, const char *data, size_t len)
@@ -1055,10 +1167,6 @@ void gd_session_on_message(gd_server *srv, gd_conn *c, const char *data, size_t 
     if (!s || c->closing) return;
     c->last_message_at = gd_now_ms();
     c->message_count++;
-    if (!rate_ok(srv, c)) {
-        gd_session_send_error(srv, c, GD_E_RATE_LIMITED, "Too many messages; slow down", NULL);
-        return;
-    }
     json_error_t jerr;
     json_t *msg = json_loadb(data, len, JSON_DECODE_INT_AS_REAL | JSON_DECODE_ANY, &jerr);
     if (!msg) {
@@ -1070,35 +1178,32 @@ void gd_session_on_message(gd_server *srv, gd_conn *c, const char *data, size_t 
         json_decref(msg);
         return;
     }
+    char *client_seq = NULL;
+    if (client_seq_of(msg, &client_seq) != 0) {
+        gd_session_send_error(srv, c, GD_E_INVALID_FIELD, "seq must be a number", NULL);
+        json_decref(msg);
+        return;
+    }
     if (s->st != GD_SESS_LIVE) {
         /* Not in memory (hibernated, or reloading after a failed commit):
          * hold the message, stop reading, and replay it after the load. */
-        json_decref(msg);
         if (c->nstalled >= 64) {
             gd_session_send_error(srv, c, GD_E_RATE_LIMITED,
                                   "Too many messages while the "
                                   "session loads; retry",
-                                  NULL);
-            return;
+                                  client_seq);
+            goto out;
         }
         gd_buf_put(&c->stalled, data, len);
         gd_buf_putc(&c->stalled, '\0');
         c->nstalled++;
         c->message_count--; /* counted again on replay */
-        lws_rx_flow_control(c->wsi, 0);
+        gd_ws_hold(c, GD_RX_SESSION);
         if (s->st == GD_SESS_HIBERNATED) {
             gd_log(GD_LOG_INFO, "session %s: waking from hibernation", s->id);
             submit_load(srv, s); /* on failure c was told and is closing */
         }
-        return;
-    }
-    char *client_seq = NULL;
-    json_t *seq = json_object_get(msg, "seq");
-    if (seq) {
-        gd_buf b;
-        gd_buf_init(&b);
-        gd_json_value(&b, seq);
-        client_seq = gd_buf_steal(&b, NULL);
+        goto out;
     }
     json_t *ack = json_object_get(msg, "ack");
     if (json_is_number(ack) && json_number_value(ack) >= 0 &&
@@ -1106,11 +1211,22 @@ void gd_session_on_message(gd_server *srv, gd_conn *c, const char *data, size_t 
         send_snapshot(srv, s, c);
 
     const char *type = json_string_value(json_object_get(msg, "type"));
+    /* Everything but the four answered to the sender alone reaches the
+     * other players: it needs fan-out budget (see fanout_ok). */
+    static const char *const own[] = {"state_hash", "request_snapshot", "clock_sync_request"};
+    bool to_others = true;
+    for (size_t i = 0; type && i < sizeof(own) / sizeof(own[0]); i++)
+        if (strcmp(type, own[i]) == 0) to_others = false;
+    if (to_others && !fanout_ok(srv, c)) {
+        gd_session_send_error(srv, c, GD_E_RATE_LIMITED,
+                              "Too much output for the other players; slow down", client_seq);
+        goto out;
+    }
     static const char *const readonly[] = {
         "play", "stop", "state_hash", "request_snapshot", "clock_sync_request", "cursor_move"};
     for (size_t i = 0; type && i < sizeof(readonly) / sizeof(readonly[0]); i++) {
         if (strcmp(type, readonly[i]) == 0) {
-            handle_readonly(srv, s, c, type, msg);
+            handle_readonly(srv, s, c, type, msg, client_seq);
             goto out;
         }
     }
@@ -1139,7 +1255,8 @@ void gd_session_on_message(gd_server *srv, gd_conn *c, const char *data, size_t 
             gd_buf_init(&b);
             gd_apply_res res = {0};
             gd_op_write_broadcast(&b, &s->rec, &op, &res, c->player_id, NULL);
-            send_others(srv, s, NULL, &b, (int64_t)s->rec.opno);
+            relay(srv, s, c, &b, (int64_t)s->rec.opno, true, false);
+
             gd_buf_free(&b);
         }
     } else {
@@ -1167,7 +1284,7 @@ static void link_waiter(gd_session *s, gd_conn *c)
 
 void gd_session_wait_load(gd_server *srv, gd_session *s, gd_conn *c, gd_http_cont cont)
 {
-    touch_session(s);
+    touch_session(srv, s);
     if (s->st == GD_SESS_LIVE) {
         cont(c, s);
         return;
@@ -1270,7 +1387,7 @@ static bool hibernate_if_silent(gd_server *srv, gd_session *s, int64_t now, bool
     gd_record_clear(&s->rec);
     gd_state_init(&s->rec.state);
     s->st = GD_SESS_HIBERNATED;
-    touch_session(s);
+    touch_session(srv, s);
     return true;
 }
 
@@ -1301,11 +1418,12 @@ static int by_last_active(const void *a, const void *b)
  * those with players, least recently used first, until under it. */
 static void enforce_budget(gd_server *srv)
 {
+    /* Sessions already on their way out (freed once their checkpoint is
+     * durable) do not count: evicting more for them would overshoot. */
     size_t total = 0, n = 0;
     for (size_t i = 0; i < srv->sessions.nbuckets; i++)
         for (gd_session *s = srv->sessions.buckets[i]; s; s = s->hnext)
-            total += s->mem_bytes, n++;
-    srv->m.mem_estimate = total;
+            total += s->evicting ? 0 : s->mem_bytes, n++;
     size_t budget = (size_t)srv->cfg.memory_budget_mb * 1024 * 1024;
     if (total <= budget) return;
     gd_session **cand = malloc(n * sizeof(*cand));

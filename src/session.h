@@ -74,6 +74,9 @@ int gd_session_apply_op(gd_server *srv, gd_session *s, gd_op *op, gd_conn *sende
 void gd_session_join(gd_server *srv, gd_session *s, gd_conn *c);
 void gd_session_leave(gd_server *srv, gd_conn *c);
 void gd_session_on_message(gd_server *srv, gd_conn *c, const char *data, size_t len);
+/* A message refused by the connection's rate limit: answers RATE_LIMITED
+ * with the message's clientSeq when it has one. */
+void gd_session_on_rate_limited(gd_server *srv, gd_conn *c, const char *data, size_t len);
 /* Queues m to c, closing c if its queue is over the cap. */
 void gd_session_send(gd_server *srv, gd_conn *c, gd_msg *m, int64_t gate);
 void gd_session_send_error(gd_server *srv, gd_conn *c, const char *code, const char *message,

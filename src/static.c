@@ -37,6 +37,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "http_api.h"
 #include "log.h"
 #include "webfile.h"
 
@@ -610,11 +611,12 @@ static void release(gd_static *st, gd_static_req *r)
         req_free(r);
 }
 
-static void copy_header(struct lws *wsi, char *dst, size_t cap, enum lws_token_indexes tok)
+static void copy_header(char *dst, size_t cap, gd_span v)
 {
     dst[0] = '\0';
-    if (lws_hdr_total_length(wsi, tok) >= (int)cap || lws_hdr_copy(wsi, dst, (int)cap, tok) < 0)
-        dst[0] = '\0'; /* too long to be honest: as if absent */
+    if (!v.p || v.len >= cap) return; /* absent, or too long to be honest: as if absent */
+    memcpy(dst, v.p, v.len);
+    dst[v.len] = '\0';
 }
 
 int gd_static_serve(gd_static *st, gd_conn *c, bool head)
@@ -625,18 +627,18 @@ int gd_static_serve(gd_static *st, gd_conn *c, bool head)
     r->owner = c;
     r->head = head;
     c->static_req = r;
-    enum lws_token_indexes tok = head ? WSI_TOKEN_HEAD_URI : WSI_TOKEN_GET_URI;
-    if (lws_hdr_total_length(c->wsi, tok) >= URI_MAX ||
-        lws_hdr_copy(c->wsi, r->uri, sizeof(r->uri), tok) < 0) {
+    /* The request head the door read (http_api.c), the path decoded. */
+    const gd_reqhead *h = c->req;
+    const char *q = memchr(h->target.p, '?', h->target.len);
+    size_t plen = q ? (size_t)(q - h->target.p) : h->target.len;
+    if (!gd_http_decode_path(h->target.p, plen, r->uri, sizeof(r->uri))) {
         set_error(r, 414, too_long_body);
-        lws_callback_on_writable(c->wsi);
+        gd_conn_want_write(c);
         return 0;
     }
-    copy_header(c->wsi, r->accept_encoding, sizeof(r->accept_encoding),
-                WSI_TOKEN_HTTP_ACCEPT_ENCODING);
-    copy_header(c->wsi, r->if_none_match, sizeof(r->if_none_match), WSI_TOKEN_HTTP_IF_NONE_MATCH);
-    copy_header(c->wsi, r->if_modified_since, sizeof(r->if_modified_since),
-                WSI_TOKEN_HTTP_IF_MODIFIED_SINCE);
+    copy_header(r->accept_encoding, sizeof(r->accept_encoding), h->accept_encoding);
+    copy_header(r->if_none_match, sizeof(r->if_none_match), h->if_none_match);
+    copy_header(r->if_modified_since, sizeof(r->if_modified_since), h->if_modified_since);
     submit(st, r, OP_OPEN);
     return 0;
 }
@@ -658,35 +660,29 @@ int gd_static_drain(gd_static *st)
         if (!r->owner)
             release(st, r);
         else
-            lws_callback_on_writable(r->owner->wsi);
+            gd_conn_want_write(r->owner);
     }
     return n;
 }
 
-static int add(struct lws *wsi, const char *name, const char *value, unsigned char **p,
-               unsigned char *end)
+/* The status line and header fields, handed to the connection's writer. */
+static int write_head(gd_static_req *r, gd_conn *c)
 {
-    return lws_add_http_header_by_name(wsi, (const unsigned char *)name,
-                                       (const unsigned char *)value, (int)strlen(value), p, end);
-}
-
-static int write_head(gd_static_req *r, struct lws *wsi)
-{
-    unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
-                                       *end = buf + sizeof(buf) - 1;
-    if (lws_add_http_header_status(wsi, (unsigned)r->status, &p, end)) return -1;
-    if (r->status != 304) {
-        if (add(wsi, "content-type:", r->type, &p, end) ||
-            lws_add_http_header_content_length(wsi, r->length, &p, end))
-            return -1;
-    }
-    if (r->encoding && add(wsi, "content-encoding:", r->encoding, &p, end)) return -1;
-    if (r->vary && add(wsi, "vary:", "Accept-Encoding", &p, end)) return -1;
-    if (r->etag[0] && add(wsi, "etag:", r->etag, &p, end)) return -1;
-    if (r->last_modified[0] && add(wsi, "last-modified:", r->last_modified, &p, end)) return -1;
-    if (r->cache_control && add(wsi, "cache-control:", r->cache_control, &p, end)) return -1;
-    if (add(wsi, "x-content-type-options:", "nosniff", &p, end)) return -1;
-    return lws_finalize_write_http_header(wsi, start, &p, end) ? -1 : 0;
+    gd_buf b;
+    gd_buf_init(&b);
+    gd_buf_printf(&b, "HTTP/1.1 %d %s\r\n", r->status, gd_http_status_text(r->status));
+    if (r->status != 304)
+        gd_buf_printf(&b, "content-type: %s\r\ncontent-length: %llu\r\n", r->type,
+                      (unsigned long long)r->length);
+    if (r->encoding) gd_buf_printf(&b, "content-encoding: %s\r\n", r->encoding);
+    if (r->vary) gd_buf_puts(&b, "vary: Accept-Encoding\r\n");
+    if (r->etag[0]) gd_buf_printf(&b, "etag: %s\r\n", r->etag);
+    if (r->last_modified[0]) gd_buf_printf(&b, "last-modified: %s\r\n", r->last_modified);
+    if (r->cache_control) gd_buf_printf(&b, "cache-control: %s\r\n", r->cache_control);
+    gd_buf_puts(&b, "x-content-type-options: nosniff\r\nconnection: close\r\n\r\n");
+    int rc = b.oom ? -1 : gd_http_send(c, b.p, b.len);
+    gd_buf_free(&b);
+    return rc;
 }
 
 static int complete(gd_static *st, gd_conn *c)
@@ -697,7 +693,8 @@ static int complete(gd_static *st, gd_conn *c)
     if (r->status == 304) st->lstats.not_modified++;
     st->lstats.bytes_sent += r->sent;
     release(st, r);
-    return lws_http_transaction_completed(c->wsi) ? -1 : 0;
+    gd_http_finish(c); /* one request per connection: it closes once this has left */
+    return 0;
 }
 
 int gd_static_on_writable(gd_static *st, gd_conn *c)
@@ -709,10 +706,10 @@ int gd_static_on_writable(gd_static *st, gd_conn *c)
         return -1;
     }
     if (!r->headers_sent) {
-        if (write_head(r, c->wsi)) return -1;
+        if (write_head(r, c)) return -1;
         r->headers_sent = true;
         if (r->head || r->status == 304 || r->length == 0) return complete(st, c);
-        lws_callback_on_writable(c->wsi);
+        gd_conn_want_write(c);
         return 0;
     }
     size_t n;
@@ -725,14 +722,14 @@ int gd_static_on_writable(gd_static *st, gd_conn *c)
         if (!n) return 0; /* the chunk is not read yet */
     }
     bool last = r->sent + n == r->length;
-    if (lws_write(c->wsi, r->buf + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) !=
-        (int)n)
-        return -1;
+    /* What the socket does not take now waits in the connection and goes
+     * first on the next writable callbacks: one chunk at most. */
+    if (gd_http_send(c, r->buf + LWS_PRE, n) != 0) return -1;
     r->sent += n;
     r->buf_len = 0;
     if (last) return complete(st, c);
     if (r->b || r->text)
-        lws_callback_on_writable(c->wsi);
+        gd_conn_want_write(c);
     else
         submit(st, r, OP_READ);
     return 0;

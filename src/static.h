@@ -52,8 +52,9 @@ void gd_static_close(gd_static *st);
 
 /* Loop thread: starts answering a GET (head false) or HEAD request on c,
  * whose path is not under /api/. Reads the path and the conditional and
- * Accept-Encoding headers from c->wsi. The response is written by
- * gd_static_on_writable calls; c->static_req is set until it completes.
+ * Accept-Encoding headers from c->req (the head the door read; valid
+ * during this call only). The response is written by gd_static_on_writable
+ * calls through gd_http_send; c->static_req is set until it completes.
  * 0, or -ENOMEM (nothing started: the caller answers). */
 int gd_static_serve(gd_static *st, gd_conn *c, bool head);
 /* Loop thread, for a writable connection whose c->static_req is set: writes

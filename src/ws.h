@@ -1,21 +1,43 @@
 /*
- * ws — the WebSocket side of a connection: assembles fragmented messages up
- * to the 64 KiB limit (counted on the bytes received), answers the text frame
- * `ping` with `pong`, hands JSON messages to the session layer, and drains
- * the connection's gated output queue one lws_write per writable callback.
- * Loop thread.
+ * ws — WebSocket connections end to end, on a raw socket that the door
+ * hands over once it has read an upgrade request: the handshake, reading
+ * and parsing frames (wsframe.c: masking, UTF-8 and framing rules, 64 KiB
+ * messages), the per-connection message rate, pings and idle timeouts, the
+ * gated output queue, and the close handshake.
+ *
+ *   upgrade ─▶ OPEN ─(gd_ws_close / peer's close / protocol error)─▶ CLOSING
+ *   CLOSING: queued output drains, then the close frame; the socket closes
+ *   when the peer's close arrives, or after a short timeout.
+ *
+ * Reading can be held (GD_RX_* bits): while a session loads, or while a
+ * sender that keeps flooding past its rate waits for its bucket to refill.
+ * Bytes read but not yet parsed wait in the connection's stash, so every
+ * message is handled in order whatever the holds. A flood of text `ping`s
+ * costs a token each and at most one `pong` is ever queued. Loop thread.
  */
 #ifndef GD_WS_H
 #define GD_WS_H
 
 #include "conn.h"
+#include "reqhead.h"
 #include "server.h"
 
-int gd_ws_on_established(gd_server *srv, gd_conn *c);
-int gd_ws_on_receive(gd_server *srv, gd_conn *c, const void *in, size_t len);
+/* The door read an upgrade request (its head consumed from the socket):
+ * validates it and the route, answers 101 and joins the session, or answers
+ * an HTTP error. 0 keeps the socket, -1 closes it. */
+int gd_ws_upgrade(gd_server *srv, gd_conn *c, const gd_reqhead *h);
+int gd_ws_on_readable(gd_server *srv, gd_conn *c);
 int gd_ws_on_writable(gd_server *srv, gd_conn *c);
+/* The lws timer of the connection fired (rate hold over, stash to drain). */
+int gd_ws_on_timer(gd_server *srv, gd_conn *c);
 void gd_ws_on_closed(gd_server *srv, gd_conn *c);
-/* Queues a close with code and reason once everything before it is sent. */
+/* Queues a close with code and reason once everything before it is sent
+ * (at once for 1008, whose queue was dropped). */
 void gd_ws_close(gd_conn *c, uint16_t code, const char *reason);
+/* Holds / releases reading for a reason (GD_RX_*). */
+void gd_ws_hold(gd_conn *c, unsigned reason);
+void gd_ws_release(gd_conn *c, unsigned reason);
+/* Once a second: pings quiet sockets, closes silent ones. */
+void gd_ws_tick(gd_server *srv);
 
 #endif

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -23,7 +24,8 @@ BIN = (os.environ.get("GROOVED_BIN_OVERRIDE") or os.environ.get("GROOVED_BIN")
 
 
 class Server:
-    def __init__(self, data_dir=None, args=(), env=None):
+    def __init__(self, data_dir=None, args=(), env=None, preexec_fn=None):
+        self.preexec_fn = preexec_fn
         self.own_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="grooved-e2e-")
         self.args = list(args)
@@ -37,12 +39,13 @@ class Server:
         self.log = os.fdopen(fd, "w+")
         cmd = list(wrapper) + [BIN, "--host", "127.0.0.1", "--port", "0",
                                "--data-dir", self.data_dir] + self.args
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log, env=self.env)
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log, env=self.env,
+                                     preexec_fn=self.preexec_fn)
         deadline = time.time() + 20
         while time.time() < deadline:
-            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", self.read_log())
+            m = re.search(r"listening on http://(\[[^\]]+\]|[^:/\s]+):(\d+)", self.read_log())
             if m:
-                self.port = int(m.group(1))
+                self.port = int(m.group(2))
                 return self
             if self.proc.poll() is not None:
                 raise RuntimeError("grooved exited early:\n" + self.read_log())
@@ -170,6 +173,52 @@ class Client:
 
 
 TRACK = {"id": "t1", "name": "Kick", "sampleId": "kick", "steps": []}
+
+
+def raw_exchange(port, data, timeout=5.0, source=None, host="127.0.0.1"):
+    """Sends data in one write on a fresh connection and returns every byte
+    the server sends until it closes (or timeout seconds pass)."""
+    sock = socket.create_connection((host, port), timeout=timeout,
+                                    source_address=(source, 0) if source else None)
+    try:
+        sock.sendall(data)
+        out = b""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                chunk = sock.recv(65536)
+            except socket.timeout:
+                break
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        return out
+    finally:
+        sock.close()
+
+
+def cpu_seconds(pid):
+    """User + system CPU time a process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_bytes(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def metric(server, name):
+    """The value of one Prometheus sample (name with labels, exactly)."""
+    _, _, text = server.http("GET", "/metrics")
+    m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+    return float(m.group(1)) if m else None
 
 
 class Skip(Exception):

@@ -12,7 +12,8 @@ BENCH = os.path.join(os.path.dirname(BIN), "grooved-bench")
 
 
 def test_bench_reports_acknowledged_mutations_and_stops_by_itself():
-    s = Server(args=["--ws-rate", "1000000", "--create-rate", "1000000"]).start()
+    s = Server(args=["--ws-rate", "1000000", "--create-rate", "1000000",
+                     "--max-conns-per-ip", "1000000", "--fanout-kb", "1048576"]).start()
     try:
         out = subprocess.run([BENCH, "--port", str(s.port), "--sessions", "3", "--clients", "2",
                               "--mode", "throughput", "--window", "4", "--duration", "2",

@@ -15,7 +15,9 @@ from harness import TRACK, Client, Server, run
 def test_forwarded_for_is_believed_only_from_the_trusted_proxy():
     s = Server(args=["--create-rate", "2", "--trusted-proxy", "::ffff:127.0.0.1"]).start()
     try:
-        hdr = lambda ip: {"X-Forwarded-For": f"{ip}, 10.0.0.1"}
+        # The proxy appends the client it saw: the right-most entry.
+        hdr = lambda ip: {"X-Forwarded-For": f"10.0.0.1, {ip}"}
+
         assert [s.http("POST", "/api/sessions", {}, hdr("198.51.100.1"))[0] for _ in range(3)] == [201, 201, 429]
         # Another client behind the same proxy has its own bucket.
         assert s.http("POST", "/api/sessions", {}, hdr("198.51.100.2"))[0] == 201

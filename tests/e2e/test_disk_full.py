@@ -44,7 +44,7 @@ async def test_disk_full_fails_commits_cleanly_and_recovers():
                     f.flush()
         except OSError:
             pass
-        huge = dict(TRACK, id="huge", parameterLocks=[{"pitch": 1, "volume": 0.5, "note": "n" * 300}] * 128)
+        huge = dict(TRACK, id="huge", parameterLocks=[{"pitch": 1, "volume": 0.5, "note": "n" * 150}] * 128)
         reply = await a.request({"type": "add_track", "track": huge}, "track_added")
         assert reply["type"] == "error" and reply["code"] == "STORAGE_UNAVAILABLE", reply
         st, _, body = s.http("GET", f"/api/sessions/{sid}")

@@ -24,10 +24,25 @@ async def test_slow_reader_is_cut_off_and_others_are_unaffected():
                       f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
                       "Sec-WebSocket-Version: 13\r\n\r\n").encode())
         joined = await talker.recv_type("player_joined")
-        big = {"type": "cursor_move", "position": {"x": 1, "y": 1, "pad": "p" * 60000}}
-        for i in range(200):  # 12 MB offered to a reader that takes none of it
-            await talker.ws.send(json.dumps(big))
-        left = await talker.recv_type("player_left", timeout=20)
+        # Big states replaced over REST (If-Match): each one is a snapshot of
+        # about 60 KB to every player, 6 MB offered to a reader that takes none.
+        track = dict(TRACK, parameterLocks=[{"pitch": k % 24, "volume": 0.5} for k in range(128)])
+        state = {"tracks": [dict(track, id=f"t{k}") for k in range(12)]}
+
+        def replace_states():  # in a thread: the talker keeps reading meanwhile
+            for i in range(100):
+                _, h, _ = s.http("GET", f"/api/sessions/{sid}")
+                st, _, _ = s.http("PUT", f"/api/sessions/{sid}",
+                                  {"state": dict(state, tempo=60 + i)}, {"If-Match": h["etag"]})
+                assert st == 200
+                if "closing slow reader" in s.read_log():
+                    return
+
+        putter = asyncio.create_task(asyncio.to_thread(replace_states))
+        left = await talker.recv_type("player_left", timeout=60)
+        await putter
+
+
         assert left["playerId"] == joined["player"]["id"]
         assert re.search(r"output queue over 256 KiB, closing slow reader", s.read_log())
         _, _, metrics = s.http("GET", "/metrics")

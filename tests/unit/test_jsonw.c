@@ -1,9 +1,11 @@
 /* Unit tests for jsonw: JS number formatting and string escaping. */
+#include <malloc.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -62,10 +64,34 @@ static void test_value_order(void **state)
     json_decref(v);
 }
 
+/* A stolen text is sized to its content: session state keeps thousands of
+ * short strings (issue 10 item 5: each lock held a 256-byte buffer). */
+static void test_steal_right_sizes(void **state)
+{
+    (void)state;
+    gd_buf b;
+    gd_buf_init(&b);
+    gd_buf_puts(&b, "{\"pitch\":1}");
+    size_t len;
+    char *p = gd_buf_steal(&b, &len);
+    assert_int_equal(len, 11);
+    assert_string_equal(p, "{\"pitch\":1}");
+    assert_true(malloc_usable_size(p) < 64);
+    assert_null(b.p);
+    free(p);
+    gd_buf_init(&b);
+    p = gd_buf_steal(&b, &len); /* empty: a valid empty string */
+    assert_int_equal(len, 0);
+    assert_string_equal(p, "");
+    free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_steal_right_sizes),
         cmocka_unit_test(test_numbers),
+
         cmocka_unit_test(test_strings),
         cmocka_unit_test(test_value_order),
     };

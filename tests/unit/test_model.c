@@ -1,9 +1,11 @@
 /* Unit tests for model: REST validation messages (§2.15), names, round trips. */
 #include <errno.h>
+#include <malloc.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -188,6 +190,22 @@ static void test_names(void **state)
         strcat(long_name, "x");
     strcat(long_name, "\"");
     name_case(long_name, -22, "Name cannot exceed 100 characters");
+    /* Issue 10 item 11: a format character and a noncharacter inside a name. */
+    name_case("\"a\xef\xbb\xbf"
+              "b\"",
+              -22, "Name contains invalid characters"); /* U+FEFF */
+    name_case("\"a\xef\xbf\xbf"
+              "b\"",
+              -22, "Name contains invalid characters"); /* U+FFFF */
+    name_case("\"a\xef\xbf\xbe"
+              "b\"",
+              -22, "Name contains invalid characters"); /* U+FFFE */
+    name_case("\"a\xef\xb7\x90"
+              "b\"",
+              -22, "Name contains invalid characters"); /* U+FDD0 */
+    name_case("\"\xef\xbb\xbf"
+              "Beat\"",
+              0, "Beat"); /* trimmed away like other white space */
     /* 100 two-byte characters are 100 code points: allowed. */
     char accents[512] = "\"";
     for (int i = 0; i < 100; i++)
@@ -235,9 +253,60 @@ static void test_record_round_trip(void **state)
     json_decref(j);
 }
 
+/* Issue 10 item 5: what a track holds is counted in real heap blocks, its
+ * lock texts are sized to their content, and a track has a size bound. */
+static void test_track_memory(void **state)
+{
+    (void)state;
+    char *buf = malloc(40000);
+    strcpy(buf, "{\"id\":\"t\",\"name\":\"Lead\",\"sampleId\":\"lead\",\"steps\":[],"
+                "\"parameterLocks\":[");
+    for (int i = 0; i < 128; i++)
+        sprintf(buf + strlen(buf), "%s{\"pitch\":%d}", i ? "," : "", i % 24);
+    strcat(buf, "]}");
+    json_t *j = parse(buf);
+    gd_errors errs = {0};
+    gd_track *t = gd_track_from_json(j, GD_STRICT, "", &errs);
+    assert_non_null(t);
+    size_t real = malloc_usable_size(t) + malloc_usable_size(t->id) + malloc_usable_size(t->name) +
+                  malloc_usable_size(t->sample_id);
+    for (int i = 0; i < 128; i++) {
+        assert_non_null(t->locks[i]);
+        assert_true(malloc_usable_size(t->locks[i]) < 64); /* not a 256-byte buffer */
+        real += malloc_usable_size(t->locks[i]);
+    }
+    size_t counted = gd_track_mem_bytes(t);
+    assert_true(counted >= real);                 /* never under the heap it holds */
+    assert_true(counted <= real + 132 * 48 + 64); /* and not wildly over */
+    gd_track_free(t);
+    json_decref(j);
+
+    /* Lock texts that would make the track hold more than the bound: the
+     * track is refused, or (if locks are normalised) stays within it. */
+    strcpy(buf, "{\"id\":\"t\",\"name\":\"Lead\",\"sampleId\":\"lead\",\"steps\":[],"
+                "\"parameterLocks\":[");
+    for (int i = 0; i < 128; i++)
+        sprintf(buf + strlen(buf), "%s{\"pitch\":1,\"note\":\"%0250d\"}", i ? "," : "", i);
+    strcat(buf, "]}");
+    j = parse(buf);
+    errs.n = 0;
+    t = gd_track_from_json(j, GD_STRICT, "Track[0]: ", &errs);
+    if (t) {
+        assert_true(gd_track_mem_bytes(t) <= GD_MAX_TRACK_BYTES);
+        gd_track_free(t);
+    } else {
+        assert_int_equal(errs.n, 1);
+        assert_string_equal(errs.msg[0], "Track[0]: cannot take more than 32768 bytes");
+    }
+    json_decref(j);
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_track_memory),
+
         cmocka_unit_test(test_state_validation),
         cmocka_unit_test(test_state_normalises),
         cmocka_unit_test(test_locks),
