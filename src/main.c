@@ -52,7 +52,8 @@ static int gc_main(int argc, char **argv)
         return 2;
     }
     gd_store *st;
-    int rc = gd_store_open(&st, dir, &gd_kv_sqlite, NULL, NULL);
+    gd_store_config sc = {.store = "local", .data_dir = dir, .kv = &gd_kv_sqlite};
+    int rc = gd_store_open(&st, &sc);
     if (rc != 0) {
         gd_log_usage(stderr, "grooved gc", "gc_failed", "data_dir,error,hint",
                      "cannot open %s: %s%s", dir, strerror(-rc),

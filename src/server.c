@@ -194,7 +194,9 @@ int gd_server_run(const gd_config *cfg)
                  "unknown KV backend '%s' (known: sqlite)", cfg->kv);
         return 1;
     }
-    if ((rc = gd_store_open(&srv->store, cfg->data_dir, kv, wake_loop, srv)) != 0) {
+    gd_store_config sc = {
+        .store = "local", .data_dir = cfg->data_dir, .kv = kv, .wake = wake_loop, .wake_arg = srv};
+    if ((rc = gd_store_open(&srv->store, &sc)) != 0) {
         gd_event(GD_LOG_ERROR, "store_open_failed", NULL, "data_dir,error",
                  "cannot open the store in %s: %s", cfg->data_dir, strerror(-rc));
         return 1;

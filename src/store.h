@@ -54,8 +54,9 @@ typedef struct gd_row {
     gd_row_kind kind;
     char id[37];
     int64_t opno;
-    char *text; /* owned: op JSON or checkpoint record JSON */
+    char *text; /* owned: op (compact form) or checkpoint record JSON */
     size_t len;
+    int64_t epoch; /* the ownership epoch this node holds for the session (0: no owners) */
 } gd_row;
 
 typedef struct gd_job gd_job;
@@ -79,14 +80,20 @@ struct gd_job {
     size_t bytes;
     char (*pinned)[37]; /* owned */
     int npinned;
+    /* Out: sessions another node took over since this node loaded them
+     * (a newer epoch): none of their rows were written; the rest were. */
+    char (*fenced)[37]; /* owned */
+    int nfenced;
 
-    /* GD_JOB_LOAD: in id; out rec, source, ckpt_opno. rc -EBADMSG: stored
-     * data that cannot be read; -EUCLEAN: quarantined; else -EIO etc. */
+    /* GD_JOB_LOAD: in id; out rec, source, ckpt_opno, epoch (this node's
+     * ownership epoch; 0 where the backend has no owners). rc -EBADMSG:
+     * stored data that cannot be read; -EUCLEAN: quarantined; else -EIO. */
     char id[37];
     gd_record rec;
     gd_load_source source;
     int64_t ckpt_opno;
     int replayed;
+    int64_t epoch;
 
     /* GD_JOB_KV_PUT: id, text (owned), updated_at; ckpt_opno is the opno of
      * the version the value holds. A failed put is retried by the store.
@@ -102,19 +109,87 @@ struct gd_job {
 
 typedef struct gd_store gd_store;
 
+/* ---- durable-store backends ------------------------------------------- */
+
+/* What a backend's load gives: the durable state of a session. */
+typedef struct gd_durable_load {
+    gd_record *rec;    /* filled when found (caller's, initialised empty) */
+    bool found;        /* false: the durable store has no such session */
+    int64_t ckpt_opno; /* opno of the checkpoint it started from */
+    int replayed;      /* ops replayed on top of it */
+    int64_t epoch;     /* the ownership epoch taken (take = true), or 0 */
+} gd_durable_load;
+
+typedef struct gd_durable gd_durable;
+
+/*
+ * A durable store: where commits and loads go. `local` (store_local.c) is
+ * the embedded op log + SQLite checkpoints; `postgres` (store_pg.c) is
+ * PostgreSQL, with one owner per session across the cluster (fencing
+ * epochs). Every function returns 0 or -errno. open, close, recover,
+ * each_id, each_checkpoint and gc run at startup (or offline) before the
+ * lanes; commit runs on the commit lane; load on the read lane, concurrently
+ * with commits but never with a commit of the same session, except for a
+ * read with take = false (KV view rewrites), which must tolerate that.
+ */
+typedef struct gd_durable_ops {
+    const char *name;
+    /* where: the data directory (local) or a connection string (postgres);
+     * node_id names this process as a session's owner. */
+    int (*open)(gd_durable **out, const char *where, const char *node_id);
+    void (*close)(gd_durable *d); /* NULL ok */
+    int (*recover)(gd_durable *d, gd_damage_policy policy, size_t *quarantined);
+    /* Every session id the store knows, quarantined ones too. */
+    int (*each_id)(gd_durable *d, void (*fn)(void *arg, const char *id), void *arg);
+    /* Every checkpoint's id and opno (to find KV views that are behind). */
+    int (*each_checkpoint)(gd_durable *d, void (*fn)(void *arg, const char *id, int64_t opno),
+                           void *arg);
+    /* One group commit, all or nothing except for fenced sessions: sets
+     * job->rc and may fill job->pinned and job->fenced; *bytes = bytes
+     * written. */
+    void (*commit)(gd_durable *d, gd_job *job, uint64_t *bytes);
+    /* The durable state of id into out (why says what is wrong on
+     * -EBADMSG / -EUCLEAN). take: this node becomes the session's owner. */
+    int (*load)(gd_durable *d, const char *id, bool take, gd_durable_load *out, char *why,
+                size_t whylen);
+    /* Removes (unless dry_run) every session not accessed since cutoff_ms,
+     * calling fn for each. */
+    int (*gc)(gd_durable *d, int64_t cutoff_ms, bool dry_run, void (*fn)(void *arg, const char *id),
+              void *arg);
+} gd_durable_ops;
+
+extern const gd_durable_ops gd_durable_local;
+extern const gd_durable_ops gd_durable_postgres;
+
+/* The backend for --store: "local" (or empty), or a postgres:// URL; NULL
+ * when unknown. */
+const gd_durable_ops *gd_durable_find(const char *store);
+
+/* Appends id to a job's list of sessions (pinned, fenced): at most
+ * GD_MAX_PINNED. 0, -ENOSPC or -ENOMEM. */
+int gd_job_note_session(char (**list)[37], int *n, const char *id);
+
+typedef struct gd_store_config {
+    const char *store;    /* --store: "local" or a postgres:// URL */
+    const char *data_dir; /* the local store's directory (and the SQLite KV view's) */
+    const gd_kv_ops *kv;  /* the KV view backend */
+    const char *kv_where; /* where it lives: NULL for the data directory */
+    const char *node_id;  /* this process, as a session's owner */
+    void (*wake)(void *); /* called from a lane after a job finishes */
+    void *wake_arg;
+} gd_store_config;
+
 typedef struct gd_store_stats {
     uint64_t commits, commit_failures, rows, bytes, kv_puts, kv_failures, loads, load_failures;
     uint64_t kv_behind; /* KV views the store still has to rewrite */
 } gd_store_stats;
 
-/* Opens (creating if needed) the durable store and the KV view in dir.
- * wake(wake_arg) is called from a storage thread after a job finishes.
+/* Opens (creating if needed) the durable store and the KV view cfg names.
  * Returns 0 or a negative errno; on success *out is owned by the caller. */
-int gd_store_open(gd_store **out, const char *dir, const gd_kv_ops *kv, void (*wake)(void *),
-                  void *wake_arg);
+int gd_store_open(gd_store **out, const gd_store_config *cfg);
 /* Crash recovery, startup only, before gd_store_start: folds every log
- * record into its session's checkpoint, refreshes those KV views and finds
- * the KV views that are behind the durable store. A session whose stored
+ * record into its session's checkpoint, and queues a rewrite of every KV
+ * view that is behind the durable store. A session whose stored
  * data cannot be read stops recovery (-EBADMSG; every such session is logged
  * at error level with the file) unless policy is GD_DAMAGE_QUARANTINE, which
  * sets it aside (see above). Damage inside the op log (intact records after
