@@ -2,10 +2,14 @@
 //
 // Owns the local copy of the session (S) and speaks the protocol of
 // docs/PROTOCOL.md like the reference client: own edits are applied at once
-// and sent with a `seq`; broadcasts carrying our playerId are echoes and
-// ignored; any broadcast's clientSeq confirms our pending edit of that
-// number; an `error` for one of our edits, a seq gap or two hash mismatches
-// fetch a snapshot, which replaces the local state.
+// and sent with a `seq`; any broadcast's clientSeq confirms our pending edit
+// of that number; an `error` for one of our edits, a seq gap or two hash
+// mismatches fetch a snapshot, which replaces the local state. Unlike the
+// reference, echoes are not simply ignored: while our edits of a target (a
+// step, a track's volume, the tempo ...) are in flight, others' broadcasts
+// of it are folded in as the server will order them, and the echo of our
+// last edit applies the server's value, so two players editing the same
+// thing at once always end on the same value (settle()).
 //
 // Every change tells the view exactly what changed (one cell, one control,
 // one row); nothing re-renders the whole grid. While the socket is down,
@@ -41,6 +45,7 @@ let lastInbound = Date.now();
 let mismatches = 0;
 let snapshotRequested = 0;
 const pending = new Map(); // our seq -> message, until confirmed
+const inFlight = new Map(); // target key -> our edits of it the server has not echoed yet
 const queue = new Map(); // key -> replay(), edits made while not connected
 const localMix = new Map(); // trackId -> {muted, soloed}: never sent, like the reference
 
@@ -173,9 +178,53 @@ function send(msg, withSeq = true) {
     msg.seq = ++seq;
     msg.ack = Math.max(lastServerSeq, 0);
     pending.set(msg.seq, msg);
+    const key = targetOf(msg);
+    if (key) inFlight.set(key, (inFlight.get(key) || 0) + 1);
   }
   ws.send(JSON.stringify(msg));
   return true;
+}
+
+// What an edit or a broadcast sets, so concurrent edits of the same thing
+// converge: the server applies edits in one order, but each page applies
+// its own at once and the others' later.
+function targetOf(m) {
+  const t = m.trackId;
+  switch (m.type) {
+    case 'toggle_step': case 'step_toggled': return `step:${t}:${m.step}`;
+    case 'set_parameter_lock': case 'parameter_lock_set': return `lock:${t}:${m.step}`;
+    case 'set_tempo': case 'tempo_changed': return 'tempo';
+    case 'set_swing': case 'swing_changed': return 'swing';
+    case 'set_session_name': case 'session_name_changed': return 'name';
+    case 'set_effects': case 'effects_changed': return 'effects';
+    case 'set_track_volume': case 'track_volume_set': return `volume:${t}`;
+    case 'set_track_transpose': case 'track_transpose_set': return `transpose:${t}`;
+    case 'set_track_playback_mode': case 'track_playback_mode_set': return `mode:${t}`;
+    case 'set_track_step_count': case 'track_step_count_set': return `count:${t}`;
+    case 'set_track_sample': case 'track_sample_set': return `sample:${t}`;
+    case 'set_fm_params': case 'fm_params_changed': return `fm:${t}`;
+    default: return null;
+  }
+}
+
+// A broadcast of something we also have edits of in flight. Ours are
+// ordered after it at the server, so: a set keeps our value; a toggle flips
+// the server's value once per toggle of ours still to come. Our own echo
+// that settles the last of our edits carries the server's value: apply it
+// (it may differ, e.g. clamped). Returns true when m should be applied.
+function settle(m) {
+  const key = targetOf(m);
+  const mine = m.playerId && m.playerId === S.playerId;
+  if (!key) return !mine;
+  const n = inFlight.get(key) || 0;
+  if (mine) {
+    if (n <= 1) inFlight.delete(key);
+    else inFlight.set(key, n - 1);
+    return n <= 1;
+  }
+  if (n === 0) return true;
+  if (m.type === 'step_toggled') return applyRemote({ ...m, value: m.value !== (n % 2 === 1) }), false;
+  return false;
 }
 
 function requestSnapshot() {
@@ -206,7 +255,7 @@ function onMessage(data) {
     case 'snapshot': return onSnapshot(m);
     case 'error':
       ui.error(m.message || m.code);
-      if (m.clientSeq !== undefined) { pending.delete(m.clientSeq); requestSnapshot(); }
+      if (m.clientSeq !== undefined) { pending.delete(m.clientSeq); snapshotRequested = 0; requestSnapshot(); }
       return;
     case 'player_joined':
       S.players.set(m.player.id, m.player);
@@ -227,8 +276,7 @@ function onMessage(data) {
     case 'state_hash_match': mismatches = 0; return;
     case 'clock_sync_response': return;
     default:
-      if (m.playerId && m.playerId === S.playerId) return; // our own echo
-      applyRemote(m);
+      if (settle(m)) applyRemote(m);
   }
 }
 
@@ -244,6 +292,7 @@ function onSnapshot(m) {
   S.players = new Map(m.players.map((p) => [p.id, p]));
   S.playing = new Set(m.playingPlayerIds);
   pending.clear();
+  inFlight.clear();
   mismatches = 0;
   attempts = 0;
   const first = !connected;
@@ -314,9 +363,7 @@ function editable() { return S.loaded && !S.immutable; }
 function edit(key, apply, msg) {
   if (!editable()) return false;
   if (!apply()) return false;
-  if (connected) {
-    send(msg());
-  } else {
+  if (!connected || !send(msg())) {
     queue.delete(key);
     queue.set(key, () => { if (apply()) send(msg()); });
     ui.status(S.conn, undefined, queue.size);

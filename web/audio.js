@@ -107,6 +107,7 @@ export class Bus {
     this.ctx = ctx;
     this.noise = noiseBuffer(ctx, 2, 0x9e3779b9);
     this.noiseAt = 0;
+    this.voices = new Map(); // track id -> notes still sounding, oldest first
     this.input = ctx.createGain();
 
     this.shaper = ctx.createWaveShaper();
@@ -129,15 +130,13 @@ export class Bus {
     this.chorusLfo.start();
     this.chorus = new Slot(ctx, this.dist.out, split, merge);
 
-    // Feedback delay with a darkening filter in the loop.
-    this.delay = ctx.createDelay(20);
-    this.feedback = ctx.createGain();
-    const damp = ctx.createBiquadFilter();
-    damp.type = 'lowpass';
-    damp.frequency.value = 5000;
-    this.delay.connect(damp).connect(this.feedback).connect(this.delay);
-    this.echo = new Slot(ctx, this.chorus.out, this.delay, this.delay);
-
+    // Feedback delay with a darkening filter in the loop, and a convolution
+    // reverb. Both are built the first time their mix goes above 0: a long
+    // delay line and an impulse response cost tens of milliseconds.
+    this.delayIn = ctx.createGain();
+    this.delayOut = ctx.createGain();
+    this.delay = null;
+    this.echo = new Slot(ctx, this.chorus.out, this.delayIn, this.delayOut);
     this.convolver = ctx.createConvolver();
     this.reverb = new Slot(ctx, this.echo.out, this.convolver, this.convolver);
     this.reverbDecay = 0;
@@ -181,13 +180,25 @@ export class Bus {
     set(ctx, this.chorusDepthR.gain, -depth, now);
     this.chorus.mix(fx.chorus.wet, now);
 
-    const beats = DELAY_BEATS[fx.delay.time] ?? DELAY_BEATS['8n'];
-    set(ctx, this.delay.delayTime, Math.min(19.9, (beats * 60) / this.tempo), now);
-    set(ctx, this.feedback.gain, clamp(fx.delay.feedback, 0, 0.95), now);
+    if (fx.delay.wet > 0 && !this.delay) {
+      this.delay = ctx.createDelay(20);
+      this.feedback = ctx.createGain();
+      const damp = ctx.createBiquadFilter();
+      damp.type = 'lowpass';
+      damp.frequency.value = 5000;
+      this.delayIn.connect(this.delay).connect(this.delayOut);
+      this.delay.connect(damp).connect(this.feedback).connect(this.delay);
+      now = true;
+    }
+    if (this.delay) {
+      const beats = DELAY_BEATS[fx.delay.time] ?? DELAY_BEATS['8n'];
+      set(ctx, this.delay.delayTime, Math.min(19.9, (beats * 60) / this.tempo), now);
+      set(ctx, this.feedback.gain, clamp(fx.delay.feedback, 0, 0.95), now);
+    }
     this.echo.mix(fx.delay.wet, now);
 
     const decay = clamp(fx.reverb.decay, 0.1, 10);
-    if (decay !== this.reverbDecay) {
+    if (fx.reverb.wet > 0 && decay !== this.reverbDecay) {
       this.reverbDecay = decay;
       this.convolver.buffer = impulse(ctx, decay);
     }
@@ -252,23 +263,31 @@ function perc(ctx, dest, t, peak, decay, gate, a = 0.001) {
   return [g, t + a + len * 1.1];
 }
 
+// The sources of the note being built, so the note can be cut short when
+// its track runs out of voices (see playNote).
+let sources = null;
+
 function osc(ctx, type, freq, t, end, dest) {
   const o = ctx.createOscillator();
+  sources?.push(o);
   o.type = type;
   o.frequency.setValueAtTime(freq, t);
   o.connect(dest);
   o.start(t);
   o.stop(end + 0.05);
+  o.endAt = end + 0.05;
   return o;
 }
 
 function noise(v, t, end, dest) {
   const s = v.ctx.createBufferSource();
+  sources?.push(s);
   s.buffer = v.bus.noise;
   s.loop = true;
   s.connect(dest);
   s.start(t, v.bus.nextNoiseOffset());
   s.stop(end + 0.05);
+  s.endAt = end + 0.05;
   return s;
 }
 
@@ -291,6 +310,7 @@ function shaperNode(ctx, k, dest) {
 
 function lfo(ctx, rate, depth, t, end, target, delay = 0) {
   const o = ctx.createOscillator();
+  sources?.push(o);
   o.frequency.value = rate;
   const g = ctx.createGain();
   g.gain.setValueAtTime(0, t);
@@ -298,6 +318,8 @@ function lfo(ctx, rate, depth, t, end, target, delay = 0) {
   o.connect(g).connect(target);
   o.start(t);
   o.stop(end + 0.05);
+  o.endAt = end + 0.05;
+  return g;
 }
 
 // Each recipe plays one note: v = {ctx, bus, out}, p = the table's params,
@@ -400,15 +422,22 @@ const RECIPES = {
       f.frequency.setTargetAtTime(cut, t + (p.fa ?? 0.003), (p.fd ?? 0.2) / 3);
     }
     if (p.lfo?.to === 'cut') lfo(ctx, p.lfo.rate, p.lfo.depth, t, end, f.frequency, p.lfo.delay);
+    let vibrato = null; // one LFO for all of the note's oscillators
     for (const n of notes) {
       for (const [type, det, oct, gain] of p.osc) {
-        const og = ctx.createGain();
-        og.gain.value = gain;
-        og.connect(f);
-        const o = osc(ctx, type, f0 * 2 ** (oct + n / 12), t, end, og);
+        let dest = f;
+        if (gain !== 1) {
+          dest = ctx.createGain();
+          dest.gain.value = gain;
+          dest.connect(f);
+        }
+        const o = osc(ctx, type, f0 * 2 ** (oct + n / 12), t, end, dest);
         o.detune.setValueAtTime(det + (p.bend ? p.bend * 100 : 0), t);
         if (p.bend) o.detune.linearRampToValueAtTime(det, t + p.bendT);
-        if (p.lfo?.to === 'pitch') lfo(ctx, p.lfo.rate, p.lfo.depth, t, end, o.detune, p.lfo.delay);
+        if (p.lfo?.to === 'pitch') {
+          if (vibrato) vibrato.connect(o.detune);
+          else vibrato = lfo(ctx, p.lfo.rate, p.lfo.depth, t, end, o.detune, p.lfo.delay);
+        }
       }
     }
     if (p.pick) {
@@ -483,12 +512,37 @@ function tremolo(ctx, spec, t, end, dest) {
 }
 
 // Plays one note of a track's sound on the bus at time t.
-export function playNote(bus, sampleId, t, { vol = 1, semis = 0, gate = null, fmParams } = {}) {
+// Plays one note of a track's sound on the bus at time t. A track sounds at
+// most VOICES notes at once: a new note fades the oldest one out in 10 ms,
+// which keeps long pads on every step from piling up thousands of nodes.
+const VOICES = 5;
+export function playNote(bus, sampleId, t, { vol = 1, semis = 0, gate = null, fmParams, voiceKey } = {}) {
   if (!(vol > 0)) return;
   const [id, , category, recipe, params] = soundFor(sampleId);
   const r = 2 ** (semis / 12);
   const fm = recipe === 'fm' && isFM(id) ? (fmParams || FM_DEFAULTS[id]) : null;
-  RECIPES[recipe]({ ctx: bus.ctx, bus, out: bus.input }, params, t, r, Math.min(1, vol), gate, fm, category);
+  const out = bus.ctx.createGain();
+  out.connect(bus.input);
+  sources = [];
+  try {
+    RECIPES[recipe]({ ctx: bus.ctx, bus, out }, params, t, r, Math.min(1, vol), gate, fm, category);
+  } finally {
+    const voice = { out, sources, start: t };
+    sources = null;
+    if (voiceKey !== undefined) steal(bus, voiceKey, voice, t);
+  }
+}
+
+function steal(bus, key, voice, t) {
+  const list = (bus.voices.get(key) || []).filter((v) => v.sources.some((s) => s.endAt === undefined || s.endAt > t));
+  list.push(voice);
+  while (list.length > VOICES) {
+    const old = list.shift();
+    old.out.gain.setValueAtTime(1, t);
+    old.out.gain.setTargetAtTime(0, t, 0.01);
+    for (const s of old.sources) if (s.endAt > t + 0.06) { s.stop(t + 0.06); s.endAt = t + 0.06; }
+  }
+  bus.voices.set(key, list);
 }
 
 // Schedules every note of global step `step` at time t; returns the step's
@@ -504,7 +558,9 @@ export function scheduleStep(bus, st, step, t) {
     const lock = tr.parameterLocks?.[i];
     const vol = tr.volume * (typeof lock?.volume === 'number' ? lock.volume : 1);
     const semis = (tr.transpose || 0) + (typeof lock?.pitch === 'number' ? lock.pitch : 0);
-    playNote(bus, tr.sampleId, at, { vol, semis, gate: tr.playbackMode === 'gate' ? stepDur : null, fmParams: tr.fmParams });
+    playNote(bus, tr.sampleId, at, {
+      vol, semis, gate: tr.playbackMode === 'gate' ? stepDur : null, fmParams: tr.fmParams, voiceKey: tr.id,
+    });
   }
   return stepDur;
 }

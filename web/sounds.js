@@ -53,7 +53,7 @@ export const SOUNDS = [
   ['synth:reese', 'Reese', 'bass', 'synth', { o: 36, osc: [saw(-18), saw(18), saw(0, -1, 0.5)], cut: 650, q: 2, env: 1, fd: 0.3, a: 0.01, d: 0.5, s: 0.8, r: 0.15, hold: 0.4 }],
   ['synth:hoover', 'Hoover', 'bass', 'synth', { o: 48, osc: [saw(-25), saw(25), saw(0, -1), sq(10, 1, 0.3)], cut: 1800, q: 1.5, env: 1.5, fd: 0.25, a: 0.03, d: 0.4, s: 0.7, r: 0.2, hold: 0.4, bend: -5, bendT: 0.12 }],
   ['tone:fm-bass', 'FM Bass', 'bass', 'fm', { o: 36, h: 2, i: 8, a: 0.01, d: 0.2, s: 0.4, r: 0.3, md: 0.25, hold: 0.25 }],
-  ['advanced:sub-bass', 'Sub Bass', 'bass', 'synth', { o: 36, osc: [sin(), sq(0, 0, 0.12)], cut: 300, q: 1, env: 1, fd: 0.06, a: 0.005, d: 0.35, s: 0.85, r: 0.12, hold: 0.35 }],
+  ['advanced:sub-bass', 'Sub Bass', 'bass', 'synth', { o: 36, osc: [sin(), tri(0, 1, 0.35)], cut: 600, q: 2, env: 3, fd: 0.08, a: 0.004, d: 0.3, s: 0.7, r: 0.1, hold: 0.3 }],
   ['advanced:wobble-bass', 'Wobble', 'bass', 'synth', { o: 36, osc: [saw(-8), saw(8), sq(0, -1, 0.4)], cut: 500, q: 7, env: 0.5, fd: 0.2, a: 0.01, d: 0.3, s: 0.9, r: 0.12, hold: 0.45, lfo: { to: 'cut', rate: 4, depth: 1400 } }],
   ['advanced:acid-bass', 'Acid 303', 'bass', 'synth', { o: 36, osc: [sq()], cut: 300, q: 18, env: 9, fd: 0.18, a: 0.002, d: 0.22, s: 0.5, r: 0.05, hold: 0.22, drive: 4 }],
 

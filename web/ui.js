@@ -595,7 +595,7 @@ export function createUI(S, A, engine) {
         h('div', { class: 'rlabel', role: 'rowheader' }, `${name}${p === 0 ? ' ·0' : ''}`));
       const cells = [];
       for (let i = 0; i < v.cells.length; i++) {
-        const c = h('div', { class: `rc${i % 4 === 0 ? ' beat' : ''}${i % 16 === 0 && i > 0 ? ' bar' : ''}`, role: 'gridcell', 'data-step': i });
+        const c = h('div', { class: `rc${i % 4 === 0 ? ' beat' : ''}${i % 16 === 0 && i > 0 ? ' bar' : ''}`, role: 'gridcell', 'data-step': i, 'aria-label': `Step ${i + 1}, ${name}`, 'aria-selected': 'false' });
         cells.push(c);
         row.append(c);
       }
@@ -628,7 +628,9 @@ export function createUI(S, A, engine) {
     const prev = v.rollNotes[i];
     if (prev !== c) {
       prev?.classList.remove('note', 'out');
+      prev?.setAttribute('aria-selected', 'false');
       c?.classList.add('note');
+      c?.setAttribute('aria-selected', 'true');
       v.rollNotes[i] = c;
     }
     c?.classList.toggle('out', Math.round(p) < lo || Math.round(p) > lo + span);
@@ -655,9 +657,6 @@ export function createUI(S, A, engine) {
     const c = v.rollRows.get(p)?.[i];
     if (!c) return;
     c.id = 'roll-cur';
-    const t = v.t();
-    const on = t.steps[i] && (t.parameterLocks[i]?.pitch ?? 0) === p;
-    c.setAttribute('aria-label', `Step ${i + 1}, ${noteName(baseNote(t.sampleId) + t.transpose + p)}${on ? ', note' : ''}`);
     body.setAttribute('aria-activedescendant', 'roll-cur');
     if (announceIt) c.scrollIntoView({ block: 'nearest', inline: 'nearest' });
   }
