@@ -113,10 +113,15 @@ function connect() {
   const proto = location.protocol === 'https:' ? 'wss' : 'ws';
   const sock = new WebSocket(`${proto}://${location.host}/api/sessions/${S.id}/ws`);
   let opened = false;
+  let timedOut = false;
   ws = sock;
-  sock.onopen = () => { opened = true; };
+  // A socket that neither opens nor fails (a black-holed network) is given up
+  // after 10 s, so the countdown and retries go on.
+  const openTimer = setTimeout(() => { if (!opened && sock === ws) { timedOut = true; sock.close(); } }, 10000);
+  sock.onopen = () => { opened = true; clearTimeout(openTimer); };
   sock.onmessage = (e) => { if (sock === ws) onMessage(e.data); };
   sock.onclose = async (e) => {
+    clearTimeout(openTimer);
     if (sock !== ws) return;
     ws = null;
     const was = connected;
@@ -126,7 +131,7 @@ function connect() {
     // A refused upgrade (the 503 of a full session) reaches a browser only as
     // a close before open. If the session can still be read over REST, the
     // server is up and the session exists: the refusal was for fullness.
-    const full = e.code === 1013 || (!opened && await sessionExists());
+    const full = e.code === 1013 || (!opened && !timedOut && await sessionExists());
     if (sock !== ws && ws) return;
     if (full && S.conn !== 'full') ui.announce('This session is full: 10 players are already here.');
     if (full) S.conn = 'full';

@@ -804,7 +804,7 @@ export function createUI(S, A, engine) {
 
   // The link, a Copy button (clipboard API or the selection fallback) and
   // what happened, said in words.
-  function linkBlock(url, autoCopy) {
+  function linkBlock(url) {
     const input = h('input', { id: 'share-url', type: 'text', readonly: true, value: url, 'aria-label': 'Link' });
     const copy = h('button', { type: 'button', id: 'copy-url', class: 'primary' }, 'Copy link');
     const feedback = h('p', { id: 'copy-feedback', class: 'feedback', role: 'status' });
@@ -816,16 +816,17 @@ export function createUI(S, A, engine) {
     };
     copy.addEventListener('click', doCopy);
     input.addEventListener('focus', () => input.select());
-    if (autoCopy) doCopy();
-    return [h('div', { class: 'link-row' }, input, copy), feedback];
+    return { nodes: [h('div', { class: 'link-row' }, input, copy), feedback], doCopy };
   }
 
   function shareDialog(opener) {
     const done = h('button', { type: 'button' }, 'Done');
     done.addEventListener('click', () => dialog.close());
+    const link = linkBlock(location.href);
     openDialog(opener, 'Share this session',
       h('p', null, 'Anyone with this link can join and edit the session with you.'),
-      ...linkBlock(location.href, true), buttonRow(done));
+      ...link.nodes, buttonRow(done));
+    link.doCopy(); // the click that opened the dialog allows copying
   }
 
   function publishDialog(opener) {
@@ -844,7 +845,7 @@ export function createUI(S, A, engine) {
         const open = h('a', { href: url, target: '_blank', rel: 'noopener', class: 'button' }, 'Open it');
         openDialog(opener, 'Published',
           h('p', null, 'This read-only copy can be heard and remixed by anyone with the link. You are still in your own session and can keep editing it.'),
-          ...linkBlock(url, false), buttonRow(open, done));
+          ...linkBlock(url).nodes, buttonRow(open, done));
         dialog.querySelector('#copy-url').focus();
         announce('Published. The link is ready to copy.');
       } catch (e) {

@@ -83,9 +83,9 @@ test('a dense 16-track pattern never goes above full scale, with or without effe
     tempo: 180, swing: 0,
     tracks: loud.map((id, k) => track(id, EVERY, { id: `t${k}`, parameterLocks: Array.from({ length: 128 }, (_, i) => (i % 3 ? null : { pitch: 12, volume: 1 })) })),
   };
-  const raw = await render(dense, { seconds: 2, sampleRate: 22050, raw: true });
+  const raw = await render(dense, { seconds: 1.5, sampleRate: 22050, raw: true });
   assert.ok(raw.peak > 2, `the voices alone sum far above full scale (${raw.peak.toFixed(2)}), so the master bus has work to do`);
-  const clean = await render(dense, { seconds: 2, sampleRate: 22050 });
+  const clean = await render(dense, { seconds: 1.5, sampleRate: 22050 });
   assert.ok(clean.peak <= 1.0, `peak ${clean.peak} with the master bus`);
   assert.ok(clean.rms > 0.1, `and it is still loud (rms ${clean.rms.toFixed(3)})`);
   const maxed = await render({
@@ -94,7 +94,7 @@ test('a dense 16-track pattern never goes above full scale, with or without effe
       reverb: { decay: 10, wet: 1 }, delay: { time: '16n', feedback: 0.95, wet: 1 },
       chorus: { frequency: 10, depth: 1, wet: 1 }, distortion: { amount: 1, wet: 1 },
     },
-  }, { seconds: 2, sampleRate: 22050 });
+  }, { seconds: 1.5, sampleRate: 22050 });
   assert.ok(maxed.peak <= 1.0, `peak ${maxed.peak} with every effect at its maximum`);
   // The issue's plain beat at the original's volume 0.8, 16 tracks.
   const beat = { tempo: 120, swing: 0, tracks: ['kick', 'snare', 'hihat', 'clap', 'bass'].map((id) => track(id, [0, 4, 8, 12], { volume: 0.8 })) };
@@ -104,7 +104,7 @@ test('a dense 16-track pattern never goes above full scale, with or without effe
 test('each effect of set_effects, and each of its parameters, changes the rendered signal', async () => {
   const base = { tempo: 120, swing: 0, tracks: [track('kick', [0, 8]), track('snare', [4, 12]), track('synth:lead', [2, 6, 10])] };
   const fx = (group, params) => ({ ...base, effects: { [group]: params } });
-  const opts = { seconds: 1.5, sampleRate: 22050 };
+  const opts = { seconds: 1.2, sampleRate: 22050 };
   // wet 0 is a bypass: parameters alone change nothing.
   assert.ok(await difference(base, fx('reverb', { decay: 7, wet: 0 }), opts) < 1e-6);
   const cases = [
@@ -128,7 +128,7 @@ test('each effect of set_effects, and each of its parameters, changes the render
 
 test('FM tracks follow their fmParams; no fmParams means the preset', async () => {
   const fmTrack = (fmParams) => ({ tempo: 120, swing: 0, tracks: [track('tone:fm-bell', [0, 8], fmParams ? { fmParams } : {})] });
-  const opts = { seconds: 1.5, sampleRate: 22050 };
+  const opts = { seconds: 1, sampleRate: 22050 };
   assert.ok(await difference(fmTrack({ harmonicity: 1, modulationIndex: 0 }), fmTrack({ harmonicity: 7, modulationIndex: 18 }), opts) > 0.3);
   assert.ok(await difference(fmTrack({ harmonicity: 2, modulationIndex: 10 }), fmTrack({ harmonicity: 2, modulationIndex: 3 }), opts) > 0.1);
   assert.ok(await difference(fmTrack(null), fmTrack({ harmonicity: 5.01, modulationIndex: 14 }), opts) < 1e-6,
@@ -144,7 +144,7 @@ test('every sound id of the original UI has a voice of its own', async () => {
     const quiet = [];
     for (const id of ids) {
       const tr = { sampleId: id, steps: [true], stepCount: 16, volume: 1, transpose: 0, parameterLocks: [], playbackMode: 'oneshot' };
-      const [l] = await renderOffline({ tempo: 120, swing: 0, tracks: [tr] }, { seconds: 0.5, sampleRate: 22050, raw: true });
+      const [l] = await renderOffline({ tempo: 120, swing: 0, tracks: [tr] }, { seconds: 0.35, sampleRate: 22050, raw: true });
       let peak = 0;
       for (const x of l) peak = Math.max(peak, Math.abs(x));
       if (peak < 0.05) quiet.push(`${id} ${peak}`);

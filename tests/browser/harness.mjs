@@ -43,7 +43,9 @@ export class Grooved {
     if (!this.proc || this.proc.exitCode !== null) return;
     const exited = new Promise((r) => this.proc.once('exit', r));
     this.proc.kill('SIGTERM');
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 15000))]);
+    let timer;
+    await Promise.race([exited, new Promise((r) => { timer = setTimeout(r, 15000); })]);
+    clearTimeout(timer); // a pending timer would keep the test process alive
     if (this.proc.exitCode === null) this.proc.kill('SIGKILL');
   }
 
