@@ -359,7 +359,9 @@ function applyRemote(m) {
 
 // ---- edits ------------------------------------------------------------
 
-function editable() { return S.loaded && !S.immutable; }
+// Published sessions are read-only; so is a full session until we are in:
+// its edits could wait indefinitely, so they are refused, and the banner says why.
+function editable() { return S.loaded && !S.immutable && S.conn !== 'full'; }
 
 // One edit: apply() changes S and the view and says whether there is
 // anything to send; msg() builds the message. Not connected: the edit is

@@ -190,7 +190,7 @@ export function createUI(S, A, engine) {
   // ---- track views -----------------------------------------------------------
 
   function makeView(t) {
-    const v = { id: t.id, cells: [], ph: -1, open: false, rollOpen: false, rollLo: null, name: null };
+    const v = { id: t.id, cells: [], segs: [], ph: -1, open: false, rollOpen: false, rollLo: null, name: null };
     v.t = () => track(v.id);
     const n = ++uid;
     v.row = h('div', { class: 'row', role: 'row', 'data-track-id': t.id });
@@ -300,7 +300,9 @@ export function createUI(S, A, engine) {
     v.head.dataset.kind = melodic ? 'melodic' : 'drums';
   }
 
-  // Adds or removes step cells to match the track's step count.
+  // Adds or removes step cells to match the track's step count. Cells sit
+  // in one segment per bar, each its own paint container, so a toggle or
+  // the moving playhead repaints 16 cells rather than the whole row.
   function setCells(v, t) {
     const n = t.stepCount || 16;
     if (v.cells.length === n) return;
@@ -310,7 +312,8 @@ export function createUI(S, A, engine) {
       b._on = false;
       b._lock = '';
       const cls = `cell${i % 4 === 0 ? ' beat' : ''}${i % 16 === 0 && i > 0 ? ' bar' : ''}`;
-      v.row.append(h('div', { class: cls, role: 'gridcell' }, b));
+      if (i % 16 === 0) v.row.append(v.segs[v.segs.push(h('div', { class: 'seg' })) - 1]);
+      v.segs[v.segs.length - 1].append(h('div', { class: cls, role: 'gridcell' }, b));
       v.cells.push(b);
       showCell(v, t, i);
     }
@@ -318,6 +321,7 @@ export function createUI(S, A, engine) {
       const b = v.cells.pop();
       if (v.ph >= v.cells.length) v.ph = -1;
       b.parentElement.remove();
+      if (v.cells.length % 16 === 0) v.segs.pop().remove();
     }
     if (active.id === v.id && active.step >= n) setActive(v.id, n - 1, document.activeElement?.classList?.contains('step'));
     if (v.rollOpen) buildRoll(v);
@@ -354,7 +358,7 @@ export function createUI(S, A, engine) {
   }
 
   function readonly(v) {
-    const ro = S.immutable;
+    const ro = !A.editable();
     for (const el of [v.vol, v.tr, v.mode, v.count, v.sound, v.fmH, v.fmI, v.clear, v.del]) el.disabled = ro;
   }
 
@@ -388,7 +392,7 @@ export function createUI(S, A, engine) {
     });
     grid.setAttribute('aria-rowcount', String(S.tracks.length));
     $('empty').hidden = S.tracks.length > 0;
-    $('add-track').disabled = S.immutable || S.tracks.length >= 16;
+    $('add-track').disabled = !A.editable() || S.tracks.length >= 16;
     showRuler();
     if (!views.has(active.id)) setActive(S.tracks[0]?.id, 0, false);
     else setActive(active.id, active.step, false);
@@ -506,7 +510,10 @@ export function createUI(S, A, engine) {
     const pitch = h('input', { name: 'pitch', type: 'number', min: -24, max: 24, step: 1, value: lk.pitch ?? 0, 'aria-label': 'Pitch (semitones)' });
     const note = h('output', { class: 'note' });
     const vol = h('input', { name: 'volume', type: 'range', min: 0, max: 1, step: 0.05, value: lk.volume ?? 1, 'aria-label': 'Step volume' });
-    const showNote = () => { note.textContent = noteName(baseNote(t.sampleId) + t.transpose + Number(pitch.value || 0)); };
+    const showNote = () => {
+      const semis = Number(pitch.value || 0);
+      note.textContent = isMelodic(t.sampleId) ? noteName(baseNote(t.sampleId) + t.transpose + semis) : 'semitones';
+    };
     showNote();
     const btn = (name, text, label) => h('button', { type: 'button', name, 'aria-label': label || text }, text);
     const play = btn('preview', '▶', 'Preview');
@@ -908,6 +915,7 @@ export function createUI(S, A, engine) {
     conn = { state, detail, queued };
     const el = $('status');
     el.dataset.state = state;
+    applyReadonly();
     showStatusText();
     clearInterval(countdown);
     if (state === 'reconnecting' || state === 'full') countdown = setInterval(showStatusText, 250);
@@ -957,12 +965,25 @@ export function createUI(S, A, engine) {
     }
   }
 
+  // Everything that edits is disabled on a published session and while the
+  // session is full.
+  let wasReadonly = null;
+  function applyReadonly() {
+    const ro = !A.editable();
+    if (ro === wasReadonly) return;
+    wasReadonly = ro;
+    document.body.classList.toggle('readonly', ro);
+    grid.setAttribute('aria-disabled', String(ro));
+    for (const id of ['name', 'tempo', 'swing']) $(id).disabled = ro;
+    for (const el of fxPanel.querySelectorAll('input, select')) el.disabled = ro;
+    $('add-track').disabled = ro || S.tracks.length >= 16;
+    for (const v of views.values()) readonly(v);
+  }
+
   function reconcile() {
-    document.body.classList.toggle('readonly', S.immutable);
-    grid.setAttribute('aria-disabled', String(S.immutable));
-    for (const id of ['name', 'tempo', 'swing']) $(id).disabled = S.immutable;
+    wasReadonly = null;
+    applyReadonly();
     $('publish').hidden = S.immutable;
-    for (const sel of fxPanel.querySelectorAll('input, select')) sel.disabled = S.immutable;
     global('name'); global('tempo'); global('swing'); global('effects');
     showLineage();
     const ids = new Set(S.tracks.map((t) => t.id));

@@ -193,11 +193,14 @@ test('an eleventh player is told the session is full, can look, and joins when a
   assert.equal(await b.isVisible('#banner button:has-text("Remix")'), true);
   assert.equal(await cell(b, 0, 0).getAttribute('aria-pressed'), 'true', 'the grid is shown from the stored session');
   assert.match(await b.textContent('#announcer'), /full/);
+  assert.equal(await cell(b, 0, 3).isDisabled(), true, 'edits are refused while the session is full');
+  assert.equal(await b.isDisabled('#add-track'), true);
   slots.pop().destroy();
   await b.waitForTimeout(300);
   await b.click('#retry');
   await b.waitForSelector('#status[data-state=connected]', { timeout: 10000 });
   assert.equal(await b.isVisible('#banner'), false);
+  assert.equal(await cell(b, 0, 3).isDisabled(), false, 'and allowed once in');
   for (const s of slots) s.destroy();
   await ctx.close();
   await a.closeAll();

@@ -23,11 +23,13 @@ export function freePort() {
 }
 
 export class Grooved {
-  constructor(port, dataDir) { this.port = port; this.dataDir = dataDir; this.proc = null; this.log = ''; }
+  constructor(port, dataDir, extraArgs = []) {
+    this.port = port; this.dataDir = dataDir; this.extraArgs = extraArgs; this.proc = null; this.log = '';
+  }
 
   async start() {
     this.log = '';
-    this.proc = spawn(BIN, ['--host', '127.0.0.1', '--port', String(this.port), '--data-dir', this.dataDir],
+    this.proc = spawn(BIN, ['--host', '127.0.0.1', '--port', String(this.port), '--data-dir', this.dataDir, ...this.extraArgs],
       { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc.stdout.on('data', (d) => { this.log += d; });
     this.proc.stderr.on('data', (d) => { this.log += d; });
@@ -56,10 +58,11 @@ export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
   '--autoplay-policy=no-user-gesture-required'];
 
-// Starts a server and a browser; returns {server, browser, close()}.
-export async function setup() {
+// Starts a server (optionally serving another copy of the page) and a
+// browser; returns {server, browser, close()}.
+export async function setup({ webRoot } = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), 'grooved-browser-'));
-  const server = await new Grooved(await freePort(), join(dataDir, 'data')).start();
+  const server = await new Grooved(await freePort(), join(dataDir, 'data'), webRoot ? ['--web-root', webRoot] : []).start();
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   return {
     server,
