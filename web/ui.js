@@ -106,7 +106,11 @@ export function createUI(S, A, engine) {
   const showSwing = bind($('swing'), () => S.swing, (e, v) => { e.value = String(v); $('swing-out').textContent = String(Math.round(v)); });
   $('name').addEventListener('change', (e) => A.setName(e.target.value));
   $('tempo').addEventListener('change', (e) => A.setTempo(e.target.value));
-  $('swing').addEventListener('input', (e) => { $('swing-out').textContent = e.target.value; });
+  $('swing').addEventListener('input', (e) => {
+    $('swing-out').textContent = e.target.value;
+    if (A.editable()) S.swing = Number(e.target.value); // heard while dragging; sent on release
+  });
+  $('sample').addEventListener('change', (e) => engine.preview({ sampleId: e.target.value, volume: 1 }, 0));
   $('swing').addEventListener('change', (e) => A.setSwing(e.target.value));
   $('play').addEventListener('click', () => A.togglePlay());
   $('retry').addEventListener('click', () => A.retryNow());
@@ -154,7 +158,12 @@ export function createUI(S, A, engine) {
         } else {
           el = h('input', { type: 'range', name: `${group}-${key}`, min, max, step, 'aria-label': `${title} ${label.toLowerCase()}` });
           const out = h('output', null);
-          el.addEventListener('input', () => { out.textContent = fmt(Number(el.value)); });
+          el.addEventListener('input', () => {
+            out.textContent = fmt(Number(el.value));
+            const fx = withDefaults(S.effects); // heard while dragging; sent on release
+            fx[group][key] = Number(el.value);
+            engine.setEffects(fx, S.tempo);
+          });
           el.addEventListener('change', () => A.setEffects(group, key, Number(el.value)));
           fs.append(h('label', null, `${label} `, el, out));
           fxShows.push(bind(el, get, (e, v) => { e.value = String(v); out.textContent = fmt(Number(v)); }));
