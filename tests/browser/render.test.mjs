@@ -4,7 +4,7 @@
 // pages edit the same controls at the same time.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { setup, openPage, cell, head, addTrack, sessionId, restState, until } from './harness.mjs';
+import { setup, openPage, cell, head, addTrack, sessionId, restState, until, DESKTOP } from './harness.mjs';
 
 let env;
 before(async () => { env = await setup(); });
@@ -132,16 +132,61 @@ test('two pages editing the same controls at once: nobody\'s gesture is cut off,
   await until(async () => (await restState(server, id)).name === 'My beat');
   await b.waitForFunction(() => document.querySelector('#name').value === 'My beat', null, { timeout: 3000 });
 
-  // The same step clicked on both pages at once ends the same everywhere.
-  await Promise.all([cell(a, 0, 3).click(), cell(b, 0, 3).click()]);
-  const st = await until(async () => {
-    const s = (await restState(server, id)).state.tracks[0].steps[3];
-    const pa = await cell(a, 0, 3).getAttribute('aria-pressed');
-    const pb = await cell(b, 0, 3).getAttribute('aria-pressed');
-    return pa === String(s) && pb === String(s) ? String(s) : null;
-  }, 5000);
-  assert.ok(st, 'both pages show the server\'s value of the step');
   assert.deepEqual([...a.errors, ...b.errors], []);
   await a.closeAll();
   await b.closeAll();
+});
+
+test('edits of the same step and the same control crossing in flight end on the server\'s value on both pages', async () => {
+  const { browser, server } = env;
+  const a = await openPage(browser, `${server.url}/`);
+  await addTrack(a, 'rim');
+  const id = sessionId(a);
+  // b's outgoing frames can be held back, so b's edit reaches the server
+  // after a's although b made it first: the two cross in flight.
+  const ctx = await browser.newContext(DESKTOP);
+  let hold = false;
+  let toServer = null;
+  const held = [];
+  await ctx.routeWebSocket(/\/ws$/, (ws) => {
+    toServer = ws.connectToServer();
+    ws.onMessage((m) => { if (hold) held.push(m); else toServer.send(m); });
+  });
+  const b = await ctx.newPage();
+  b.errors = [];
+  b.on('pageerror', (e) => b.errors.push(e.message));
+  await b.goto(a.url());
+  await b.waitForSelector('#status[data-state=connected]', { timeout: 10000 });
+  const release = () => { hold = false; for (const m of held.splice(0)) toServer.send(m); };
+  const server0 = async () => (await restState(server, id)).state.tracks[0];
+
+  // A toggle each: the server ends off; both pages must show off.
+  hold = true;
+  await cell(b, 0, 3).click();
+  assert.equal(await cell(b, 0, 3).getAttribute('aria-pressed'), 'true', 'b sees its own edit at once');
+  await cell(a, 0, 3).click();
+  await until(async () => (await server0()).steps[3] === true);
+  await b.waitForTimeout(300); // a's broadcast has reached b
+  release();
+  await until(async () => (await server0()).steps[3] === false);
+  await a.waitForTimeout(300);
+  assert.equal(await cell(a, 0, 3).getAttribute('aria-pressed'), 'false');
+  assert.equal(await cell(b, 0, 3).getAttribute('aria-pressed'), 'false', 'b shows the server\'s value, not its own guess');
+
+  // A volume each: b's, applied last by the server, wins on both pages.
+  hold = true;
+  await head(b, 0).locator('.vol').fill('0.3');
+  await head(b, 0).locator('.vol').dispatchEvent('change');
+  await head(a, 0).locator('.vol').fill('0.8');
+  await head(a, 0).locator('.vol').dispatchEvent('change');
+  await until(async () => (await server0()).volume === 0.8);
+  await b.waitForTimeout(300);
+  release();
+  await until(async () => (await server0()).volume === 0.3);
+  await a.waitForFunction(() => document.querySelector('.head .vol').value === '0.3', null, { timeout: 3000 });
+  await b.waitForTimeout(300);
+  assert.equal(await head(b, 0).locator('.vol').inputValue(), '0.3', 'b keeps the value the server ends on');
+  assert.deepEqual([...a.errors, ...b.errors], []);
+  await ctx.close();
+  await a.closeAll();
 });
