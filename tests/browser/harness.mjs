@@ -68,6 +68,7 @@ export async function setup({ webRoot } = {}) {
     server,
     browser,
     async close() {
+      pool.clear();
       await browser.close().catch(() => {});
       await server.stop();
       rmSync(dataDir, { recursive: true, force: true });
@@ -75,19 +76,49 @@ export async function setup({ webRoot } = {}) {
   };
 }
 
-export const DESKTOP = { viewport: { width: 1280, height: 760 } };
-export const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
+// A server of a test's own, for tests that stop and start it while other
+// tests run against the shared one. dispose() stops it and removes its data.
+export async function privateServer() {
+  const dataDir = mkdtempSync(join(tmpdir(), 'grooved-browser-own-'));
+  const server = await new Grooved(await freePort(), join(dataDir, 'data')).start();
+  server.dispose = async () => { await server.stop(); rmSync(dataDir, { recursive: true, force: true }); };
+  return server;
+}
 
-// Opens a page (its own context, so storage is its own) and waits until the
-// page is connected. page.errors collects uncaught exceptions.
+export const DESKTOP = { viewport: { width: 1280, height: 760 } };
+// Layout is in CSS pixels; screenshots.mjs renders phones at their real 2× density.
+export const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 1, isMobile: true, hasTouch: true };
+
+// Opens a page (its own browser context, so its storage is its own) and
+// waits until it is connected. page.errors collects uncaught exceptions.
+// page.closeAll() hands the page back: its storage is cleared and it is
+// parked on about:blank (its socket closed), to be reused by the next
+// openPage with the same options; a new context costs a new renderer
+// process, several times the price of a navigation.
+const pool = new Map(); // options (JSON) -> parked pages
 export async function openPage(browser, url, options = DESKTOP) {
-  const context = await browser.newContext(options);
-  const page = await context.newPage();
+  const key = JSON.stringify(options);
+  let page = pool.get(key)?.pop();
+  if (!page || page.isClosed()) {
+    const context = await browser.newContext(options);
+    page = await context.newPage();
+    page.on('pageerror', (e) => page.errors.push(e.message));
+    const parked = page;
+    parked.closeAll = async () => {
+      try {
+        await parked.evaluate(() => { localStorage.clear(); sessionStorage.clear(); });
+        await parked.goto('about:blank');
+      } catch {
+        await context.close();
+        return;
+      }
+      if (!pool.has(key)) pool.set(key, []);
+      pool.get(key).push(parked);
+    };
+  }
   page.errors = [];
-  page.on('pageerror', (e) => page.errors.push(e.message));
   await page.goto(url);
   await page.waitForSelector('#status[data-state=connected]', { timeout: 10000 });
-  page.closeAll = () => context.close();
   return page;
 }
 

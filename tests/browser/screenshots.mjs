@@ -68,7 +68,7 @@ try {
   await shot(a, 'publish-dialog');
   await a.keyboard.press('Escape');
 
-  const p = await openPage(browser, a.url(), PHONE);
+  const p = await openPage(browser, a.url(), { ...PHONE, deviceScaleFactor: 2 });
   await p.waitForTimeout(300);
   await shot(p, 'phone');
   await head(p, 4).locator('.more').tap();
