@@ -665,7 +665,7 @@ export function createUI(S, A, engine) {
     if (!t.steps[i]) A.setStep(t, i, true);
   }
 
-  function rollCursor(v, announceIt) {
+  function rollCursor(v, scroll) {
     const body = v.roll.querySelector('.rollgrid');
     if (!body) return;
     const { i, p } = v.rollCur;
@@ -674,7 +674,7 @@ export function createUI(S, A, engine) {
     if (!c) return;
     c.id = 'roll-cur';
     body.setAttribute('aria-activedescendant', 'roll-cur');
-    if (announceIt) c.scrollIntoView({ block: 'nearest', inline: 'nearest' });
+    if (scroll) c.scrollIntoView({ block: 'nearest', inline: 'nearest' });
   }
 
   function rollKey(v, e) {
