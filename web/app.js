@@ -1,20 +1,40 @@
-// app.js — the grooved sequencer page.
+// app.js — the grooved page: session state, the protocol, and every edit.
 //
-// Owns the local copy of the session and speaks the protocol of
+// Owns the local copy of the session (S) and speaks the protocol of
 // docs/PROTOCOL.md like the reference client: own edits are applied at once
-// and sent with a `seq`; broadcasts carrying our playerId are echoes and
-// ignored (echo suppression); any broadcast's clientSeq confirms our pending
-// edit of that number; an `error` for one of our edits, a seq gap or two hash
-// mismatches fetch a snapshot, which replaces the local state. The socket
-// reconnects by itself with exponential backoff and jitter; while it is not
-// connected the grid is read-only, so no edit is made that could be lost.
-import { Engine, SOUNDS } from './audio.js';
+// and sent with a `seq`; any broadcast's clientSeq confirms our pending edit
+// of that number; an `error` for one of our edits, a seq gap or two hash
+// mismatches fetch a snapshot, which replaces the local state. Unlike the
+// reference, echoes are not simply ignored: while our edits of a target (a
+// step, a track's volume, the tempo ...) are in flight, others' broadcasts
+// of it are folded in as the server will order them, and the echo of our
+// last edit applies the server's value, so two players editing the same
+// thing at once always end on the same value (settle()).
+//
+// Every change tells the view exactly what changed (one cell, one control,
+// one row); nothing re-renders the whole grid. While the socket is down,
+// edits still apply locally and wait in a queue keyed by what they set (a
+// step's wanted value, a track's volume, ...); after the reconnect snapshot
+// each is re-applied to the fresh state and sent only if it still changes
+// something, so a queued toggle can never flip someone else's edit back.
+//
+// Connection states: connecting → connected ⇄ reconnecting (live countdown);
+// full (the upgrade was refused while the session exists: see "Full
+// sessions" in docs/PROTOCOL.md); offline (session gone or closed for good).
+import { Engine, withDefaults } from './audio.js';
+import { soundName, FM_DEFAULTS, isFM } from './sounds.js';
+import { createUI } from './ui.js';
 
-const $ = (id) => document.getElementById(id);
 const S = {
   id: null, name: null, tracks: [], tempo: 120, swing: 0, effects: undefined, immutable: false,
+  remixedFrom: null, remixedFromName: null, loaded: false,
   playerId: null, players: new Map(), playing: new Set(), snapshotAt: 0,
+  conn: 'connecting', retryAt: 0,
 };
+const MAX_TRACKS = 16;
+const engine = new Engine();
+let ui = null;
+
 let ws = null;
 let connected = false;
 let seq = 0;
@@ -25,11 +45,12 @@ let lastInbound = Date.now();
 let mismatches = 0;
 let snapshotRequested = 0;
 const pending = new Map(); // our seq -> message, until confirmed
-const engine = new Engine();
-const cursorEls = new Map();
+const inFlight = new Map(); // target key -> our edits of it the server has not echoed yet
+const queue = new Map(); // key -> replay(), edits made while not connected
+const localMix = new Map(); // trackId -> {muted, soloed}: never sent, like the reference
 
-const MAX_TRACKS = 16;
-const STEP_COUNTS = [4, 8, 12, 16, 24, 32, 64, 96, 128];
+const clamp = (v, lo, hi) => Math.max(lo, Math.min(hi, v));
+const track = (id) => S.tracks.find((t) => t.id === id);
 
 // ---- boot -------------------------------------------------------------
 
@@ -41,69 +62,119 @@ async function boot() {
       body: JSON.stringify({ state: { tracks: [], tempo: 120, swing: 0, version: 1 } }),
     });
     const b = await r.json().catch(() => ({}));
-    if (!r.ok) { showError(b.error || `Could not create a session (${r.status})`); return; }
+    if (!r.ok) { document.getElementById('error').textContent = b.error || `Could not create a session (${r.status})`; return; }
     location.replace(b.url);
     return;
   }
   S.id = m[1];
-  const r = await fetch(`/api/sessions/${S.id}`);
-  if (r.status === 404) { setStatus('offline', 'not found'); banner('This session does not exist.'); return; }
-  if (!r.ok) { setStatus('offline', `error ${r.status}`); return; }
+  ui = createUI(S, actions, engine);
+  const r = await fetch(`/api/sessions/${S.id}`, { cache: 'no-store' });
+  if (r.status === 404) { setConn('offline', 'Not found'); ui.banner('This session does not exist.'); return; }
+  if (!r.ok) { setConn('offline', `Error ${r.status}`); return; }
   const rec = await r.json();
   S.name = rec.name;
   S.immutable = rec.immutable;
-  Object.assign(S, { tracks: rec.state.tracks, tempo: rec.state.tempo, swing: rec.state.swing });
-  wireControls();
-  render();
+  S.remixedFrom = rec.remixedFrom;
+  S.remixedFromName = rec.remixedFromName;
+  S.tracks = rec.state.tracks.map(normaliseTrack);
+  Object.assign(S, { tempo: rec.state.tempo, swing: rec.state.swing, effects: rec.state.effects });
+  S.loaded = true;
+  engine.setEffects(S.effects, S.tempo);
+  ui.reconcile();
   connect();
   setInterval(clockSync, 5000);
   setInterval(sendHash, 30000);
   setInterval(checkStale, 30000);
-  requestAnimationFrame(drawPlayhead);
+}
+
+function normaliseTrack(t) {
+  const pad = (a, n, fill) => { const r = Array.isArray(a) ? a.slice(0, n) : []; while (r.length < n) r.push(fill); return r; };
+  const out = {
+    ...t, steps: pad(t.steps, 128, false), parameterLocks: pad(t.parameterLocks, 128, null),
+    volume: t.volume ?? 1, transpose: t.transpose ?? 0, stepCount: t.stepCount || 16,
+    playbackMode: t.playbackMode || 'oneshot', muted: false, soloed: false,
+  };
+  // Mute and solo are each listener's own: keep ours across resynchronisation.
+  Object.assign(out, localMix.get(t.id) || {});
+  return out;
 }
 
 // ---- connection -------------------------------------------------------
 
+function setConn(state, detail) {
+  S.conn = state;
+  ui.status(state, detail, queue.size);
+}
+
 function connect() {
-  setStatus(attempts ? 'reconnecting' : 'connecting');
+  clearTimeout(reconnectTimer);
+  reconnectTimer = null;
+  if (S.conn !== 'full') setConn(attempts ? 'reconnecting' : 'connecting');
   const proto = location.protocol === 'https:' ? 'wss' : 'ws';
   const sock = new WebSocket(`${proto}://${location.host}/api/sessions/${S.id}/ws`);
+  let opened = false;
+  let timedOut = false;
   ws = sock;
+  // A socket that neither opens nor fails (a black-holed network) is given up
+  // after 10 s, so the countdown and retries go on.
+  const openTimer = setTimeout(() => { if (!opened && sock === ws) { timedOut = true; sock.close(); } }, 10000);
+  sock.onopen = () => { opened = true; clearTimeout(openTimer); };
   sock.onmessage = (e) => { if (sock === ws) onMessage(e.data); };
-  sock.onclose = (e) => {
+  sock.onclose = async (e) => {
+    clearTimeout(openTimer);
     if (sock !== ws) return;
     ws = null;
+    const was = connected;
     connected = false;
-    render();
-    if (e.code === 1000) { setStatus('offline', 'disconnected'); return; }
-    scheduleReconnect();
+    if (e.code === 1000) { setConn('offline', 'Disconnected'); return; }
+    if (was) ui.announce('Connection lost. Reconnecting.');
+    // A refused upgrade (the 503 of a full session) reaches a browser only as
+    // a close before open. If the session can still be read over REST, the
+    // server is up and the session exists: the refusal was for fullness.
+    const full = e.code === 1013 || (!opened && !timedOut && await sessionExists());
+    if (sock !== ws && ws) return;
+    if (full && S.conn !== 'full') ui.announce('This session is full: 10 players are already here.');
+    if (full) S.conn = 'full';
+    else if (S.conn === 'full') S.conn = 'reconnecting';
+    scheduleReconnect(full);
   };
 }
 
-function scheduleReconnect() {
-  if (reconnectTimer) return;
-  const base = Math.min(30000, 1000 * 2 ** attempts);
+async function sessionExists() {
+  try {
+    const r = await fetch(`/api/sessions/${S.id}`, { cache: 'no-store' });
+    if (r.status === 404) { setConn('offline', 'Not found'); return false; }
+    return r.ok;
+  } catch {
+    return false;
+  }
+}
+
+function scheduleReconnect(full) {
+  if (reconnectTimer || S.conn === 'offline') return;
+  const base = full ? 5000 : Math.min(30000, 1000 * 2 ** attempts);
   const delay = Math.round(base * (0.75 + Math.random() * 0.5));
   attempts++;
-  setStatus('reconnecting', `reconnecting in ${Math.ceil(delay / 1000)} s`);
+  S.retryAt = Date.now() + delay;
+  setConn(full ? 'full' : 'reconnecting');
   reconnectTimer = setTimeout(() => { reconnectTimer = null; connect(); }, delay);
+}
+
+function retryNow() {
+  if (connected || S.conn === 'offline') return;
+  if (ws) return;
+  connect();
 }
 
 function checkStale() {
   // Clock sync answers every 5 s; a minute of silence means a dead socket.
-  if (ws && Date.now() - lastInbound > 60000) {
+  if (ws && connected && Date.now() - lastInbound > 60000) {
     const old = ws;
     ws = null;
     connected = false;
     old.close(4000, 'stale');
-    scheduleReconnect();
+    scheduleReconnect(false);
   }
-}
-
-function setStatus(state, text) {
-  const el = $('status');
-  el.dataset.state = state;
-  el.textContent = text || state;
 }
 
 function send(msg, withSeq = true) {
@@ -112,9 +183,53 @@ function send(msg, withSeq = true) {
     msg.seq = ++seq;
     msg.ack = Math.max(lastServerSeq, 0);
     pending.set(msg.seq, msg);
+    const key = targetOf(msg);
+    if (key) inFlight.set(key, (inFlight.get(key) || 0) + 1);
   }
   ws.send(JSON.stringify(msg));
   return true;
+}
+
+// What an edit or a broadcast sets, so concurrent edits of the same thing
+// converge: the server applies edits in one order, but each page applies
+// its own at once and the others' later.
+function targetOf(m) {
+  const t = m.trackId;
+  switch (m.type) {
+    case 'toggle_step': case 'step_toggled': return `step:${t}:${m.step}`;
+    case 'set_parameter_lock': case 'parameter_lock_set': return `lock:${t}:${m.step}`;
+    case 'set_tempo': case 'tempo_changed': return 'tempo';
+    case 'set_swing': case 'swing_changed': return 'swing';
+    case 'set_session_name': case 'session_name_changed': return 'name';
+    case 'set_effects': case 'effects_changed': return 'effects';
+    case 'set_track_volume': case 'track_volume_set': return `volume:${t}`;
+    case 'set_track_transpose': case 'track_transpose_set': return `transpose:${t}`;
+    case 'set_track_playback_mode': case 'track_playback_mode_set': return `mode:${t}`;
+    case 'set_track_step_count': case 'track_step_count_set': return `count:${t}`;
+    case 'set_track_sample': case 'track_sample_set': return `sample:${t}`;
+    case 'set_fm_params': case 'fm_params_changed': return `fm:${t}`;
+    default: return null;
+  }
+}
+
+// A broadcast of something we also have edits of in flight. Ours are
+// ordered after it at the server, so: a set keeps our value; a toggle flips
+// the server's value once per toggle of ours still to come. Our own echo
+// that settles the last of our edits carries the server's value: apply it
+// (it may differ, e.g. clamped). Returns true when m should be applied.
+function settle(m) {
+  const key = targetOf(m);
+  const mine = m.playerId && m.playerId === S.playerId;
+  if (!key) return !mine;
+  const n = inFlight.get(key) || 0;
+  if (mine) {
+    if (n <= 1) inFlight.delete(key);
+    else inFlight.set(key, n - 1);
+    return n <= 1;
+  }
+  if (n === 0) return true;
+  if (m.type === 'step_toggled') return applyRemote({ ...m, value: m.value !== (n % 2 === 1) }), false;
+  return false;
 }
 
 function requestSnapshot() {
@@ -144,35 +259,36 @@ function onMessage(data) {
   switch (m.type) {
     case 'snapshot': return onSnapshot(m);
     case 'error':
-      showError(m.message || m.code);
-      if (m.clientSeq !== undefined) { pending.delete(m.clientSeq); requestSnapshot(); }
+      ui.error(m.message || m.code);
+      if (m.clientSeq !== undefined) { pending.delete(m.clientSeq); snapshotRequested = 0; requestSnapshot(); }
       return;
-    case 'player_joined': S.players.set(m.player.id, m.player); return renderPlayers();
-    case 'player_left':
-      S.players.delete(m.playerId); S.playing.delete(m.playerId);
-      cursorEls.get(m.playerId)?.remove(); cursorEls.delete(m.playerId);
-      return renderPlayers();
-    case 'playback_started': S.playing.add(m.playerId); return renderPlayers();
-    case 'playback_stopped': S.playing.delete(m.playerId); return renderPlayers();
-    case 'cursor_moved': return showCursor(m);
+    case 'player_joined':
+      S.players.set(m.player.id, m.player);
+      ui.announce(`${m.player.name} joined`);
+      return ui.players();
+    case 'player_left': {
+      const p = S.players.get(m.playerId);
+      S.players.delete(m.playerId);
+      S.playing.delete(m.playerId);
+      ui.removeCursor(m.playerId);
+      if (p) ui.announce(`${p.name} left`);
+      return ui.players();
+    }
+    case 'playback_started': S.playing.add(m.playerId); return ui.players();
+    case 'playback_stopped': S.playing.delete(m.playerId); return ui.players();
+    case 'cursor_moved': return ui.cursor(m);
     case 'state_mismatch': if (++mismatches >= 2) requestSnapshot(); return;
     case 'state_hash_match': mismatches = 0; return;
     case 'clock_sync_response': return;
     default:
-      if (m.playerId && m.playerId === S.playerId) return; // our own echo
-      if (applyRemote(m)) render();
+      if (settle(m)) applyRemote(m);
   }
 }
 
 function onSnapshot(m) {
   if (m.snapshotTimestamp < S.snapshotAt) return;
   S.snapshotAt = m.snapshotTimestamp;
-  S.tracks = m.state.tracks.map((t) => ({ ...t, soloed: !!t.soloed, stepCount: t.stepCount || 16 }));
-  // Mute and solo are each listener's own: keep ours across resynchronisation.
-  for (const t of S.tracks) {
-    const mine = localMix.get(t.id);
-    if (mine) Object.assign(t, mine);
-  }
+  S.tracks = m.state.tracks.map(normaliseTrack);
   S.tempo = m.state.tempo;
   S.swing = m.state.swing;
   S.effects = m.state.effects;
@@ -181,334 +297,272 @@ function onSnapshot(m) {
   S.players = new Map(m.players.map((p) => [p.id, p]));
   S.playing = new Set(m.playingPlayerIds);
   pending.clear();
+  inFlight.clear();
   mismatches = 0;
   attempts = 0;
+  const first = !connected;
   connected = true;
-  setStatus('connected');
-  render();
+  engine.setEffects(S.effects, S.tempo);
+  ui.reconcile();
+  if (first) {
+    // Edits made while offline, re-applied to the state we now have.
+    const replays = [...queue.values()];
+    queue.clear();
+    for (const replay of replays) replay();
+    setConn('connected');
+    ui.announce(replays.length ? `Connected. ${replays.length} waiting edits sent.` : 'Connected');
+    if (engine.running) send({ type: 'play' });
+  }
 }
-
-function track(id) { return S.tracks.find((t) => t.id === id); }
 
 function applyRemote(m) {
   const t = m.trackId ? track(m.trackId) : null;
+  const who = S.players.get(m.playerId)?.name || 'Someone';
   switch (m.type) {
-    case 'step_toggled': if (t) t.steps[m.step] = m.value; return true;
-    case 'tempo_changed': S.tempo = m.tempo; return true;
-    case 'swing_changed': S.swing = m.swing; return true;
-    case 'track_added': if (!track(m.track.id)) S.tracks.push(m.track); return true;
-    case 'track_deleted': S.tracks = S.tracks.filter((x) => x.id !== m.trackId); return true;
-    case 'track_cleared': if (t) { t.steps.fill(false); t.parameterLocks.fill(null); } return true;
-    case 'track_sample_set': if (t) { t.sampleId = m.sampleId; t.name = m.name; } return true;
-    case 'track_volume_set': if (t) t.volume = m.volume; return true;
-    case 'track_transpose_set': if (t) t.transpose = m.transpose; return true;
-    case 'track_step_count_set': if (t) t.stepCount = m.stepCount; return true;
-    case 'track_playback_mode_set': if (t) t.playbackMode = m.playbackMode; return true;
-    case 'parameter_lock_set': if (t) t.parameterLocks[m.step] = m.lock; return true;
-    case 'effects_changed': S.effects = m.effects; return true;
-    case 'fm_params_changed': if (t) t.fmParams = m.fmParams; return true;
+    case 'step_toggled': if (t) { t.steps[m.step] = m.value; ui.cell(t, m.step); } return;
+    case 'tempo_changed': S.tempo = m.tempo; engine.setEffects(S.effects, S.tempo); return ui.global('tempo');
+    case 'swing_changed': S.swing = m.swing; return ui.global('swing');
+    case 'track_added':
+      if (!track(m.track.id)) { S.tracks.push(normaliseTrack(m.track)); ui.addTrack(track(m.track.id)); }
+      return;
+    case 'track_deleted':
+      if (t) { S.tracks = S.tracks.filter((x) => x !== t); ui.removeTrack(t.id); ui.toast(`${who} deleted ${t.name}`); }
+      return;
+    case 'track_cleared':
+      if (t) { t.steps.fill(false); t.parameterLocks.fill(null); ui.row(t); }
+      return;
+    case 'track_sample_set': if (t) { t.sampleId = m.sampleId; t.name = m.name ?? t.name; ui.trackField(t, 'sample'); } return;
+    case 'track_volume_set': if (t) { t.volume = m.volume; ui.trackField(t, 'volume'); } return;
+    case 'track_transpose_set': if (t) { t.transpose = m.transpose; ui.trackField(t, 'transpose'); } return;
+    case 'track_step_count_set': if (t) { t.stepCount = m.stepCount; ui.trackField(t, 'stepCount'); } return;
+    case 'track_playback_mode_set': if (t) { t.playbackMode = m.playbackMode; ui.trackField(t, 'mode'); } return;
+    case 'parameter_lock_set': if (t) { t.parameterLocks[m.step] = m.lock; ui.cell(t, m.step); } return;
+    case 'effects_changed': S.effects = m.effects; engine.setEffects(S.effects, S.tempo); return ui.global('effects');
+    case 'fm_params_changed': if (t) { t.fmParams = m.fmParams; ui.trackField(t, 'fm'); } return;
     case 'sequence_copied': case 'sequence_moved': {
       const to = track(m.toTrackId);
-      if (to) { to.steps = m.steps; to.parameterLocks = m.parameterLocks; to.stepCount = m.stepCount || 16; }
       const from = track(m.fromTrackId);
-      if (m.type === 'sequence_moved' && from && from !== to) {
-        from.steps.fill(false); from.parameterLocks.fill(null);
+      if (to) {
+        to.steps = normaliseTrack({ steps: m.steps }).steps;
+        to.parameterLocks = normaliseTrack({ parameterLocks: m.parameterLocks }).parameterLocks;
+        to.stepCount = m.stepCount || 16;
       }
-      return true;
+      if (m.type === 'sequence_moved' && from && from !== to) { from.steps.fill(false); from.parameterLocks.fill(null); }
+      if (from && from !== to) ui.row(from);
+      if (to) { ui.trackField(to, 'stepCount'); ui.row(to); }
+      return;
     }
-    case 'session_name_changed': S.name = m.name || null; return true;
-    default: return false; // track_muted / track_soloed from others: mute and solo stay local
+    case 'session_name_changed': S.name = m.name || null; return ui.global('name');
+    default: // track_muted / track_soloed from others: mute and solo stay local
   }
 }
 
-// ---- local edits ------------------------------------------------------
+// ---- edits ------------------------------------------------------------
 
-const localMix = new Map(); // trackId -> {muted, soloed}: never sent, like the reference
+// Published sessions are read-only; so is a full session until we are in:
+// its edits could wait indefinitely, so they are refused, and the banner says why.
+function editable() { return S.loaded && !S.immutable && S.conn !== 'full'; }
 
-function editable() { return connected && !S.immutable; }
-
-function toggleStep(t, i) {
-  if (!editable()) return;
-  t.steps[i] = !t.steps[i];
-  send({ type: 'toggle_step', trackId: t.id, step: i });
-  render();
+// One edit: apply() changes S and the view and says whether there is
+// anything to send; msg() builds the message. Not connected: the edit is
+// queued under `key` (a later edit of the same thing replaces it) and
+// replayed after the reconnect snapshot.
+function edit(key, apply, msg) {
+  if (!editable()) return false;
+  if (!apply()) return false;
+  if (!connected || !send(msg())) {
+    queue.delete(key);
+    queue.set(key, () => { if (apply()) send(msg()); });
+    ui.status(S.conn, undefined, queue.size);
+  }
+  return true;
 }
 
-function addTrack() {
-  if (!editable() || S.tracks.length >= MAX_TRACKS) return;
-  const sampleId = $('sample').value;
-  const label = SOUNDS.find(([k]) => k === sampleId)?.[1] || sampleId;
-  const t = {
-    id: `track-${Date.now()}`, name: label, sampleId,
+function setStep(t, i, want) {
+  const id = t.id;
+  return edit(`step:${id}:${i}`, () => {
+    const tr = track(id);
+    if (!tr || tr.steps[i] === want) return false;
+    tr.steps[i] = want;
+    ui.cell(tr, i);
+    return true;
+  }, () => ({ type: 'toggle_step', trackId: id, step: i }));
+}
+
+// Sets a field of a track (value already clamped); `field` names the view
+// control to refresh.
+function setTrackField(t, prop, value, type, wire, field) {
+  const id = t.id;
+  return edit(`${prop}:${id}`, () => {
+    const tr = track(id);
+    if (!tr) return false;
+    tr[prop] = value;
+    ui.trackField(tr, field);
+    return true;
+  }, () => ({ type, trackId: id, [wire]: value }));
+}
+
+function setLock(t, i, lock) {
+  const id = t.id;
+  return edit(`lock:${id}:${i}`, () => {
+    const tr = track(id);
+    if (!tr) return false;
+    tr.parameterLocks[i] = lock;
+    ui.cell(tr, i);
+    return true;
+  }, () => ({ type: 'set_parameter_lock', trackId: id, step: i, lock }));
+}
+
+function newTrack(sampleId) {
+  return {
+    id: `track-${Date.now()}-${Math.random().toString(36).slice(2, 6)}`, name: soundName(sampleId), sampleId,
     steps: Array(128).fill(false), parameterLocks: Array(128).fill(null), volume: 1,
     muted: false, soloed: false, playbackMode: 'oneshot', transpose: 0, stepCount: 16,
   };
-  S.tracks.push(t);
-  send({ type: 'add_track', track: t });
-  render();
 }
 
-function wireControls() {
-  const sel = $('sample');
-  for (const [k, label] of SOUNDS) sel.add(new Option(label, k));
-  $('add-track').onclick = addTrack;
-  $('play').onclick = async () => {
-    if (engine.running) {
-      engine.stop();
-      send({ type: 'stop' });
-    } else {
-      await engine.start(() => ({ tempo: S.tempo, swing: S.swing, tracks: S.tracks }));
-      send({ type: 'play' });
-    }
-    $('play').setAttribute('aria-pressed', String(engine.running));
-    $('play').textContent = engine.running ? '■ Stop' : '▶ Play';
-  };
-  $('tempo').onchange = (e) => {
-    if (!editable()) return;
-    const v = Math.max(60, Math.min(180, Number(e.target.value) || 120));
-    S.tempo = v;
-    send({ type: 'set_tempo', tempo: v });
-    render();
-  };
-  $('swing').oninput = (e) => { $('swing-out').textContent = e.target.value; };
-  $('swing').onchange = (e) => {
-    if (!editable()) return;
-    S.swing = Number(e.target.value);
-    send({ type: 'set_swing', swing: S.swing });
-  };
-  $('name').onchange = async (e) => {
-    const name = e.target.value.trim();
-    if (connected) {
-      send({ type: 'set_session_name', name });
-    } else {
-      const r = await fetch(`/api/sessions/${S.id}`, {
-        method: 'PATCH', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name }),
-      });
-      if (!r.ok) showError((await r.json().catch(() => ({}))).error || 'Rename failed');
-    }
-  };
-  $('publish').onclick = () => copyTo('publish');
-  $('remix').onclick = () => copyTo('remix');
-  $('copy-link').onclick = () => navigator.clipboard?.writeText(location.href);
-  $('grid-wrap').addEventListener('mousemove', onMouseMove);
+function addTrackObject(obj) {
+  const copy = () => ({ ...obj, steps: obj.steps.slice(), parameterLocks: obj.parameterLocks.slice(), muted: false, soloed: false });
+  return edit(`add:${obj.id}`, () => {
+    if (track(obj.id) || S.tracks.length >= MAX_TRACKS) return false;
+    S.tracks.push(copy());
+    ui.addTrack(track(obj.id));
+    return true;
+  }, () => ({ type: 'add_track', track: copy() }));
 }
 
-async function copyTo(kind) {
+function deleteTrack(t) {
+  const id = t.id;
+  return edit(`del:${id}`, () => {
+    const tr = track(id);
+    if (!tr) return false;
+    S.tracks = S.tracks.filter((x) => x !== tr);
+    ui.removeTrack(id);
+    return true;
+  }, () => ({ type: 'delete_track', trackId: id }));
+}
+
+function clearTrack(t) {
+  const id = t.id;
+  return edit(`clear:${id}`, () => {
+    const tr = track(id);
+    if (!tr) return false;
+    tr.steps.fill(false);
+    tr.parameterLocks.fill(null);
+    ui.row(tr);
+    return true;
+  }, () => ({ type: 'clear_track', trackId: id }));
+}
+
+async function createCopy(kind) {
   const r = await fetch(`/api/sessions/${S.id}/${kind}`, { method: 'POST' });
   const b = await r.json().catch(() => ({}));
-  if (!r.ok) { showError(b.error || `${kind} failed`); return; }
-  location.href = b.url;
-}
-
-let lastCursorAt = 0;
-function onMouseMove(e) {
-  if (!connected || Date.now() - lastCursorAt < 50) return;
-  const box = $('grid-wrap').getBoundingClientRect();
-  const x = ((e.clientX - box.left) / box.width) * 100;
-  const y = ((e.clientY - box.top) / box.height) * 100;
-  if (x < 0 || x > 100 || y < 0 || y > 100) return;
-  lastCursorAt = Date.now();
-  send({ type: 'cursor_move', position: { x, y } }, false);
-}
-
-function showCursor(m) {
-  let el = cursorEls.get(m.playerId);
-  if (!el) {
-    el = document.createElement('div');
-    el.className = 'cursor';
-    $('cursors').append(el);
-    cursorEls.set(m.playerId, el);
-  }
-  el.textContent = m.name;
-  el.style.background = m.color;
-  el.style.left = `${m.position?.x ?? 0}%`;
-  el.style.top = `${m.position?.y ?? 0}%`;
-}
-
-// ---- parameter locks ----------------------------------------------------
-
-// A small editor for one step's lock: pitch in semitones and volume. Locks
-// go out as set_parameter_lock; the server clamps and stores them.
-function openLockEditor(t, i, anchor) {
-  if (!editable()) return;
-  closeLockEditor();
-  const lock = t.parameterLocks[i] || {};
-  const box = document.createElement('div');
-  box.id = 'lock-editor';
-  box.className = 'lock-editor';
-  box.innerHTML = `<strong>${t.name} · step ${i + 1}</strong>
-    <label>Pitch <input name="pitch" type="number" min="-24" max="24" step="1" value="${lock.pitch ?? 0}"></label>
-    <label>Volume <input name="volume" type="range" min="0" max="1" step="0.05" value="${lock.volume ?? 1}"></label>
-    <span><button name="set">Set</button> <button name="clear">Clear</button> <button name="close">✕</button></span>`;
-  const send_ = (value) => {
-    t.parameterLocks[i] = value;
-    send({ type: 'set_parameter_lock', trackId: t.id, step: i, lock: value });
-    closeLockEditor();
-    render();
-  };
-  box.querySelector('[name=set]').onclick = () => send_({
-    pitch: Math.max(-24, Math.min(24, Number(box.querySelector('[name=pitch]').value) || 0)),
-    volume: Math.max(0, Math.min(1, Number(box.querySelector('[name=volume]').value))),
-  });
-  box.querySelector('[name=clear]').onclick = () => send_(null);
-  box.querySelector('[name=close]').onclick = closeLockEditor;
-  const r = anchor.getBoundingClientRect();
-  box.style.left = `${r.left + window.scrollX}px`;
-  box.style.top = `${r.bottom + window.scrollY + 4}px`;
-  document.body.append(box);
-}
-
-function closeLockEditor() { document.getElementById('lock-editor')?.remove(); }
-
-// ---- rendering --------------------------------------------------------
-
-function showError(text) {
-  $('error').textContent = text;
-  clearTimeout(showError.t);
-  showError.t = setTimeout(() => { $('error').textContent = ''; }, 5000);
-}
-
-function banner(text) {
-  $('banner').hidden = !text;
-  $('banner').textContent = text || '';
-}
-
-function renderPlayers() {
-  const ul = $('players');
-  ul.replaceChildren(...[...S.players.values()].map((p) => {
-    const li = document.createElement('li');
-    li.textContent = (S.playing.has(p.id) ? '♪ ' : '') + p.name;
-    li.style.background = p.color;
-    li.dataset.playerId = p.id;
-    if (p.id === S.playerId) li.className = 'me';
-    return li;
-  }));
-}
-
-function button(text, title, onclick, cls) {
-  const b = document.createElement('button');
-  b.textContent = text;
-  b.title = title;
-  b.onclick = onclick;
-  if (cls) b.className = cls;
+  if (!r.ok) throw new Error(b.error || `${kind} failed (${r.status})`);
   return b;
 }
 
-function render() {
-  const ro = !editable();
-  $('name').value = S.name || '';
-  $('name').disabled = S.immutable;
-  if (document.activeElement !== $('tempo')) $('tempo').value = S.tempo;
-  $('tempo').disabled = ro;
-  $('swing').value = S.swing;
-  $('swing-out').textContent = String(Math.round(S.swing));
-  $('swing').disabled = ro;
-  $('add-track').disabled = ro || S.tracks.length >= MAX_TRACKS;
-  $('publish').hidden = S.immutable;
-  $('remix').hidden = !S.immutable;
-  banner(S.immutable ? 'This session is published and read-only. Remix it to make your own copy.' : '');
-  document.body.classList.toggle('readonly', ro);
-
-  const rows = S.tracks.map((t) => {
-    const row = document.createElement('div');
-    row.className = 'track';
-    row.dataset.trackId = t.id;
-    const info = document.createElement('div');
-    info.className = 'info';
-    const name = document.createElement('span');
-    name.className = 'tname';
-    name.textContent = t.name;
-    name.title = t.sampleId;
-    const mix = localMix.get(t.id) || { muted: false, soloed: false };
-    const mute = button('M', 'Mute (only for you)', () => {
-      localMix.set(t.id, { ...mix, muted: !mix.muted }); t.muted = !mix.muted; render();
-    }, mix.muted ? 'muted' : '');
-    const solo = button('S', 'Solo (only for you)', () => {
-      localMix.set(t.id, { ...mix, soloed: !mix.soloed }); t.soloed = !mix.soloed; render();
-    }, mix.soloed ? 'soloed' : '');
-    const vol = document.createElement('input');
-    vol.type = 'range'; vol.min = '0'; vol.max = '1'; vol.step = '0.01'; vol.value = String(t.volume);
-    vol.title = 'Volume';
-    vol.disabled = ro;
-    vol.onchange = () => { t.volume = Number(vol.value); send({ type: 'set_track_volume', trackId: t.id, volume: t.volume }); };
-    const count = document.createElement('select');
-    count.title = 'Steps';
-    count.disabled = ro;
-    for (const n of STEP_COUNTS) count.add(new Option(String(n), String(n), false, n === t.stepCount));
-    count.onchange = () => {
-      t.stepCount = Number(count.value);
-      send({ type: 'set_track_step_count', trackId: t.id, stepCount: t.stepCount });
-      render();
-    };
-    const clear = button('Clear', 'Clear this track', () => {
-      if (!editable()) return;
-      t.steps.fill(false); t.parameterLocks.fill(null);
-      send({ type: 'clear_track', trackId: t.id }); render();
+// The interface the view calls. Every method checks editability itself.
+const actions = {
+  editable,
+  isConnected: () => connected,
+  retryNow,
+  toggleStep: (t, i) => setStep(t, i, !t.steps[i]),
+  setStep,
+  setLock,
+  setTempo(v) {
+    const tempo = clamp(Number(v) || 120, 60, 180);
+    return edit('tempo', () => { S.tempo = tempo; engine.setEffects(S.effects, S.tempo); ui.global('tempo'); return true; },
+      () => ({ type: 'set_tempo', tempo }));
+  },
+  setSwing(v) {
+    const swing = clamp(Number(v) || 0, 0, 100);
+    return edit('swing', () => { S.swing = swing; ui.global('swing'); return true; }, () => ({ type: 'set_swing', swing }));
+  },
+  setName(v) {
+    const name = String(v).trim().slice(0, 100);
+    return edit('name', () => { S.name = name || null; ui.global('name'); return true; },
+      () => ({ type: 'set_session_name', name }));
+  },
+  setEffects(group, key, value) {
+    const fx = withDefaults(S.effects);
+    fx[group][key] = value;
+    return edit('effects', () => { S.effects = fx; engine.setEffects(S.effects, S.tempo); ui.global('effects'); return true; },
+      () => ({ type: 'set_effects', effects: fx }));
+  },
+  addTrack(sampleId) {
+    if (S.tracks.length >= MAX_TRACKS) { ui.error('A session holds at most 16 tracks'); return null; }
+    const t = newTrack(sampleId);
+    return addTrackObject(t) ? t : null;
+  },
+  deleteTrack(t) {
+    const saved = { ...t, steps: t.steps.slice(), parameterLocks: t.parameterLocks.slice() };
+    if (!deleteTrack(t)) return;
+    ui.toast(`Deleted ${t.name}`, { action: 'Undo', onAction: () => addTrackObject(saved) });
+  },
+  clearTrack(t) {
+    const steps = t.steps.slice();
+    const locks = t.parameterLocks.slice();
+    if (!clearTrack(t)) return;
+    ui.toast(`Cleared ${t.name}`, {
+      action: 'Undo',
+      onAction: () => {
+        const tr = track(t.id);
+        if (!tr) return;
+        locks.forEach((l, i) => { if (l) setLock(tr, i, l); });
+        steps.forEach((on, i) => { if (on) setStep(tr, i, true); });
+      },
     });
-    const del = button('✕', 'Delete this track', () => {
-      if (!editable()) return;
-      S.tracks = S.tracks.filter((x) => x !== t);
-      send({ type: 'delete_track', trackId: t.id }); render();
-    });
-    clear.disabled = del.disabled = ro;
-    const tr = document.createElement('input');
-    tr.type = 'number'; tr.min = '-24'; tr.max = '24'; tr.step = '1'; tr.value = String(t.transpose);
-    tr.title = 'Transpose (semitones)';
-    tr.className = 'transpose';
-    tr.disabled = ro;
-    tr.onchange = () => {
-      t.transpose = Math.max(-24, Math.min(24, Math.round(Number(tr.value) || 0)));
-      send({ type: 'set_track_transpose', trackId: t.id, transpose: t.transpose });
-      render();
-    };
-    const mode = button(t.playbackMode === 'gate' ? 'Gate' : 'Shot',
-      'Playback: one-shot, or gate (notes last one step)', () => {
-        if (!editable()) return;
-        t.playbackMode = t.playbackMode === 'gate' ? 'oneshot' : 'gate';
-        send({ type: 'set_track_playback_mode', trackId: t.id, playbackMode: t.playbackMode });
-        render();
-      }, 'mode');
-    mode.disabled = ro;
-    info.append(name, mute, solo, vol, tr, mode, count, clear, del);
-    const steps = document.createElement('div');
-    steps.className = 'steps';
-    for (let i = 0; i < (t.stepCount || 16); i++) {
-      const b = document.createElement('button');
-      b.className = 'step' + (i % 4 === 0 ? ' beat' : '') + (t.steps[i] ? ' on' : '')
-        + (t.parameterLocks?.[i] ? ' locked' : '');
-      b.dataset.step = String(i);
-      b.setAttribute('aria-pressed', String(!!t.steps[i]));
-      b.setAttribute('aria-label', `${t.name} step ${i + 1}`);
-      b.disabled = ro;
-      b.onclick = (e) => (e.shiftKey ? openLockEditor(t, i, b) : toggleStep(t, i));
-      b.oncontextmenu = (e) => { e.preventDefault(); openLockEditor(t, i, b); };
-      const lk = t.parameterLocks?.[i];
-      if (lk) b.title = `pitch ${lk.pitch ?? 0}, volume ${lk.volume ?? 1}`;
-      steps.append(b);
+  },
+  setSample(t, sampleId) {
+    const id = t.id;
+    const name = soundName(sampleId);
+    return edit(`sample:${id}`, () => {
+      const tr = track(id);
+      if (!tr) return false;
+      tr.sampleId = sampleId;
+      tr.name = name;
+      ui.trackField(tr, 'sample');
+      return true;
+    }, () => ({ type: 'set_track_sample', trackId: id, sampleId, name }));
+  },
+  setVolume: (t, v) => setTrackField(t, 'volume', clamp(Number(v), 0, 1), 'set_track_volume', 'volume', 'volume'),
+  setTranspose: (t, v) => setTrackField(t, 'transpose', clamp(Math.round(Number(v) || 0), -24, 24),
+    'set_track_transpose', 'transpose', 'transpose'),
+  setMode: (t, mode) => setTrackField(t, 'playbackMode', mode, 'set_track_playback_mode', 'playbackMode', 'mode'),
+  setStepCount: (t, n) => setTrackField(t, 'stepCount', n, 'set_track_step_count', 'stepCount', 'stepCount'),
+  setFM(t, key, value) {
+    const fm = { ...(t.fmParams || FM_DEFAULTS[t.sampleId] || { harmonicity: 3, modulationIndex: 10 }) };
+    fm[key] = key === 'harmonicity' ? clamp(value, 0.5, 10) : clamp(value, 0, 20);
+    return setTrackField(t, 'fmParams', { harmonicity: fm.harmonicity, modulationIndex: fm.modulationIndex },
+      'set_fm_params', 'fmParams', 'fm');
+  },
+  isFM,
+  // Mute and solo are each listener's own, as in the reference client.
+  mix(t, key) {
+    const mix = { muted: t.muted, soloed: t.soloed, [key]: !t[key] };
+    localMix.set(t.id, mix);
+    Object.assign(t, mix);
+    ui.trackField(t, 'mix');
+  },
+  async togglePlay() {
+    if (engine.running) {
+      engine.stop();
+      send({ type: 'stop' }, false);
+    } else {
+      await engine.start(() => S);
+      send({ type: 'play' }, false);
     }
-    row.append(info, steps);
-    return row;
-  });
-  $('grid').replaceChildren(...rows);
-  renderPlayers();
-  lastPlayhead = -2;
-}
-
-let lastPlayhead = -1;
-function drawPlayhead() {
-  const cur = engine.currentStep();
-  if (cur !== lastPlayhead) {
-    for (const el of document.querySelectorAll('.step.playhead')) el.classList.remove('playhead');
-    if (cur >= 0) {
-      for (const t of S.tracks) {
-        const row = document.querySelector(`.track[data-track-id="${CSS.escape(t.id)}"]`);
-        row?.querySelector(`.step[data-step="${cur % (t.stepCount || 16)}"]`)?.classList.add('playhead');
-      }
-    }
-    lastPlayhead = cur;
-  }
-  requestAnimationFrame(drawPlayhead);
-}
+    ui.global('play');
+  },
+  publish: () => createCopy('publish'),
+  async remix() {
+    const b = await createCopy('remix');
+    location.href = b.url;
+  },
+  cursorMove(position) {
+    if (connected) send({ type: 'cursor_move', position }, false);
+  },
+};
 
 // ---- state hash (the reference's §3.7) ---------------------------------
 
@@ -531,4 +585,8 @@ function stateHash() {
   return (h >>> 0).toString(16).padStart(8, '0');
 }
 
-boot().catch((e) => { setStatus('offline', 'error'); showError(String(e)); });
+boot().catch((e) => {
+  console.error(e);
+  const el = document.getElementById('error');
+  if (el) el.textContent = String(e);
+});
