@@ -52,7 +52,7 @@ static int gc_main(int argc, char **argv)
         return 2;
     }
     gd_store *st;
-    int rc = gd_store_open(&st, dir, &gd_kv_sqlite, NULL, NULL);
+    int rc = gd_store_open(&st, dir, &gd_kv_sqlite, NULL, NULL, NULL);
     if (rc != 0) {
         gd_log_usage(stderr, "grooved gc", "gc_failed", "data_dir,error,hint",
                      "cannot open %s: %s%s", dir, strerror(-rc),

@@ -275,8 +275,8 @@ static int open_db(gd_store *st, const char *path)
     return 0;
 }
 
-int gd_store_open(gd_store **out, const char *dir, const gd_kv_ops *kv, void (*wake)(void *),
-                  void *wake_arg)
+int gd_store_open(gd_store **out, const char *dir, const gd_kv_ops *kv, const char *kv_where,
+                  void (*wake)(void *), void *wake_arg)
 {
     *out = NULL;
     const char *nosync = getenv("GROOVED_TEST_UNSAFE_NO_SYNC");
@@ -353,7 +353,7 @@ int gd_store_open(gd_store **out, const char *dir, const gd_kv_ops *kv, void (*w
     }
     st->durable_end = gd_oplog_end(st->log);
     st->pin_seg = gd_oplog_pos_segment(st->durable_end);
-    if ((rc = kv->open(&st->kv_ctx, dir)) != 0) {
+    if ((rc = kv->open(&st->kv_ctx, kv_where ? kv_where : dir)) != 0) {
         gd_store_close(st);
         return rc;
     }
@@ -393,7 +393,15 @@ int gd_store_each_id(gd_store *st, void (*fn)(void *arg, const char *id), void *
         if (rc != SQLITE_DONE) return map_rc(st->db, rc, "list sessions");
     }
     each_ctx e = {fn, arg};
-    return st->kv->each_id(st->kv_ctx, each_kv_id, &e);
+    int rc = st->kv->each_id(st->kv_ctx, each_kv_id, &e);
+    if (rc != 0 && st->kv->reachable) {
+        gd_log(GD_LOG_WARN,
+               "store: the KV view (%s) cannot be listed now (%s); sessions that only it holds "
+               "stay unknown here until the next start",
+               st->kv->name, strerror(-rc));
+        rc = 0;
+    }
+    return rc;
 }
 
 /* ---- lanes ------------------------------------------------------------ */
@@ -958,7 +966,8 @@ static void run_load(gd_store *st, gd_job *job)
                 job->source = GD_SRC_KV;
                 job->rec.opno = 0;
             } else {
-                snprintf(why, sizeof(why), "its KV view value (kv.db) does not parse");
+                snprintf(why, sizeof(why), "its KV view value (%s) does not parse",
+                         st->kv == &gd_kv_sqlite ? "kv.db" : st->kv->name);
             }
         } else if (rc == -ENOENT) {
             rc = 0;
@@ -1074,6 +1083,10 @@ static void rewrite_behind(gd_store *st, behind *b)
 {
     char id[37], why[512] = "";
     snprintf(id, sizeof(id), "%s", b->id);
+    if (st->kv->reachable && st->kv->reachable(st->kv_ctx) != 0) {
+        mark_behind(st, id, -EIO); /* no load for a write that cannot be made */
+        return;
+    }
     gd_record rec;
     memset(&rec, 0, sizeof(rec));
     gd_state_init(&rec.state);
@@ -1293,6 +1306,18 @@ static int find_behind_views(gd_store *st)
     kv_opnos k;
     gd_idset_init(&k.opno);
     int rc = st->kv->each_id(st->kv_ctx, note_kv_opno, &k);
+    bool all = false;
+    if (rc != 0 && st->kv->reachable) {
+        /* A view server that is down: which views are behind cannot be
+         * told, so all are rewritten once it is back (a put never replaces
+         * a newer value). */
+        gd_log(GD_LOG_WARN,
+               "recovery: the KV view (%s) cannot be read now (%s); rewriting every "
+               "session's view once it is reachable",
+               st->kv->name, strerror(-rc));
+        all = true;
+        rc = 0;
+    }
     sqlite3_stmt *q = NULL;
     if (rc == 0)
         rc = map_rc(st->db,
@@ -1307,7 +1332,7 @@ static int find_behind_views(gd_store *st)
         }
         const char *id = (const char *)sqlite3_column_text(q, 0);
         int64_t kv;
-        if (!gd_idset_get(&k.opno, id, &kv) || kv < sqlite3_column_int64(q, 1)) {
+        if (all || !gd_idset_get(&k.opno, id, &kv) || kv < sqlite3_column_int64(q, 1)) {
             mark_behind(st, id, 0);
             n++;
         }

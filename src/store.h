@@ -107,11 +107,12 @@ typedef struct gd_store_stats {
     uint64_t kv_behind; /* KV views the store still has to rewrite */
 } gd_store_stats;
 
-/* Opens (creating if needed) the durable store and the KV view in dir.
- * wake(wake_arg) is called from a storage thread after a job finishes.
- * Returns 0 or a negative errno; on success *out is owned by the caller. */
-int gd_store_open(gd_store **out, const char *dir, const gd_kv_ops *kv, void (*wake)(void *),
-                  void *wake_arg);
+/* Opens (creating if needed) the durable store in dir and the KV view kv
+ * at kv_where (NULL: dir; see gd_kv_find). wake(wake_arg) is called from a
+ * storage thread after a job finishes. Returns 0 or a negative errno; on
+ * success *out is owned by the caller. */
+int gd_store_open(gd_store **out, const char *dir, const gd_kv_ops *kv, const char *kv_where,
+                  void (*wake)(void *), void *wake_arg);
 /* Crash recovery, startup only, before gd_store_start: folds every log
  * record into its session's checkpoint, refreshes those KV views and finds
  * the KV views that are behind the durable store. A session whose stored

@@ -404,7 +404,7 @@ static void check(const char *dir, oracle * or, int nsess)
     if (dir_digest(dir) != before) abort(); /* verify wrote something */
     bool clean = vc.damage == 0;
     gd_store *st;
-    if (gd_store_open(&st, dir, &gd_kv_sqlite, wake, NULL) != 0) {
+    if (gd_store_open(&st, dir, &gd_kv_sqlite, NULL, wake, NULL) != 0) {
         if (clean) abort(); /* verify missed what stops the server */
         return;             /* refused */
     }
@@ -459,7 +459,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     int nsess = 0;
     gd_store *st;
-    if (gd_store_open(&st, dir, &gd_kv_sqlite, wake, NULL) != 0 ||
+    if (gd_store_open(&st, dir, &gd_kv_sqlite, NULL, wake, NULL) != 0 ||
         gd_store_recover(st, GD_DAMAGE_REFUSE, NULL) != 0 || gd_store_start(st) != 0)
         abort();
     workload(st, &in, or, &nsess);
