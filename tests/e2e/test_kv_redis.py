@@ -170,6 +170,36 @@ def test_listing_matches_the_sqlite_view_and_startup_rebuilds_it():
         redis.cleanup()
 
 
+async def test_startup_while_redis_is_down():
+    """A node starts while Redis is down; its views are rewritten once Redis is up."""
+    redis = RedisServer()  # its port, not started yet
+    s = Server()
+    try:
+        s.start()
+        sid = s.create({"name": "before", "state": {"tracks": [TRACK]}})
+        await edit_and_leave(s, sid, [5])
+        assert s.stop() == 0
+        s.args = ["--kv", redis.url(DB)]
+        s.start()
+        assert "cannot be read now" in s.read_log()
+        assert s.http("GET", "/api/sessions")[0] == 503
+        c = await Client.join(s, sid)  # the session itself is served from the durable store
+        assert c.snapshot["state"]["tracks"][0]["steps"][5] is True
+        await c.close()
+        redis.start()
+        r = redis.client(DB)
+        value, _ = wait_view(r, sid, timeout=40)
+        r.close()
+        assert json.loads(value)["state"]["tracks"][0]["steps"][5] is True
+        deadline = time.time() + 10
+        while s.http("GET", "/api/sessions")[0] != 200 and time.time() < deadline:
+            await asyncio.sleep(0.2)
+        assert [x["id"] for x in s.http("GET", "/api/sessions")[2]["sessions"]] == [sid]
+    finally:
+        s.cleanup()
+        redis.cleanup()
+
+
 def test_bad_redis_urls_stop_startup():
     for url in ("redis://", "redis://host:0/0", "redis://host:6379/x", "redis://a@b:1/0",
                 "memcached://x"):
@@ -190,4 +220,5 @@ if __name__ == "__main__":
     run([test_last_leave_writes_the_view_only_when_behind,
          test_an_older_version_never_replaces_a_newer_one,
          test_listing_matches_the_sqlite_view_and_startup_rebuilds_it,
+         test_startup_while_redis_is_down,
          test_bad_redis_urls_stop_startup])
