@@ -17,10 +17,12 @@
  * The read lane also runs session loads: no call may hold it for long.
  * Connecting waits at most CONNECT_MS, each command at most COMMAND_MS.
  * After a failure the connection is dropped and rebuilt lazily by a later
- * call; until a wait that doubles from RETRY_MIN_MS to RETRY_MAX_MS is over, calls
+ * call; until a wait (RETRY_MIN_MS doubling to RETRY_MAX_MS) is over, calls
  * answer -EIO at once without touching the network, so a Redis that is
- * down or frozen costs the lane one timeout per retry period, not one per
- * call. The store retries the writes that failed (store.c, mark_behind).
+ * down or frozen costs the lane one timeout per wait, not one per call.
+ * The store retries the writes that failed (store.c, mark_behind). The
+ * listing reads each value's name and track count (kv.c); ids are
+ * lower-case UUIDs, so keys and members need no escaping.
  *
  *   DOWN --(due, connect+SELECT+SCRIPT LOAD ok)--> UP
  *   UP   --(I/O error, timeout)--> DOWN (retry after 200 ms .. 2 s)
