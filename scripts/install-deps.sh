@@ -6,7 +6,8 @@
 #                              python3-prometheus-client, python3-brotli, strace, valgrind,
 #                              Debian's chromium, Node.js + playwright-core via npm ci,
 #                              groff for the man page, systemd-analyze for the unit,
-#                              fuse3 for the power-loss tests)
+#                              fuse3 for the power-loss tests, PostgreSQL and Redis for
+#                              scripts/cluster and its tests)
 #   install-deps.sh run PKG... extra Debian packages too (make fuzz)
 set -euo pipefail
 
@@ -15,10 +16,11 @@ shift || true
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
 packages=(build-essential cmake pkg-config libwebsockets-dev libjansson-dev libsqlite3-dev
-  zlib1g-dev libbrotli-dev)
+  zlib1g-dev libbrotli-dev libhiredis-dev)
 if [ "$mode" = test ]; then
   packages+=(libcmocka-dev python3 python3-websockets python3-prometheus-client python3-brotli
-    sqlite3 strace valgrind curl chromium fonts-liberation groff-base systemd fuse3 libfuse3-dev)
+    sqlite3 strace valgrind curl chromium fonts-liberation groff-base systemd fuse3 libfuse3-dev
+    postgresql redis-server)
   # Node.js and npm drive the browser tests; use the machine's when it has them.
   command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 fi

@@ -36,7 +36,8 @@ static const opt opts[] = {
     {"port", "GROOVED_PORT", INT(port), "8787", 0, 65535, "TCP port (0 picks a free port)"},
     {"data-dir", "GROOVED_DATA_DIR", STR(data_dir), "./data", 0, 0,
      "directory of the durable store and the embedded KV view"},
-    {"kv", "GROOVED_KV", STR(kv), "sqlite", 0, 0, "KV view backend: sqlite"},
+    {"kv", "GROOVED_KV", STR(kv), "sqlite", 0, 0,
+     "KV view backend: sqlite (kv.db in the data directory) or redis://host[:port][/db]"},
     {"web-root", "GROOVED_WEB_ROOT", STR(web_root), "", 0, 0,
      "directory of the web page's files; default: BIN/../share/grooved/web if it has "
      "index.html (installed), else BIN/web (build tree), BIN being the binary's directory"},

@@ -13,7 +13,7 @@ typedef struct gd_config {
     char host[128];
     int port;
     char data_dir[512];
-    char kv[32];
+    char kv[256]; /* "sqlite" or a redis:// URL */
     char web_root[512];
     /* Seconds a session with no players stays in memory. */
     int evict_after;

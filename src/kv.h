@@ -2,8 +2,12 @@
  * kv — the KV view: a read-optimised, possibly stale copy of each session
  * (the Session JSON of §1.2) for REST reads of sessions that are not loaded,
  * listing and other nodes. Always regenerable from the durable store.
- * Backends implement the const ops struct below; every call runs on the
- * storage thread and may block. Return 0 or a negative errno.
+ * Backends implement the const ops struct below: `sqlite` (kv_sqlite.c, a
+ * file in the data directory) and `redis` (kv_redis.c, shared by a
+ * cluster). Every call runs on the store's read lane (also at startup,
+ * before the lanes run) and may block, but a backend over the network
+ * bounds each call to a few hundred milliseconds: the lane also runs
+ * session loads. Return 0 or a negative errno (-EIO while unreachable).
  */
 #ifndef GD_KV_H
 #define GD_KV_H
@@ -45,11 +49,27 @@ typedef struct gd_kv_ops {
     int (*verify)(const char *where,
                   void (*fn)(void *arg, const char *id, const char *json, size_t len), void *arg,
                   char *what, size_t whatlen);
+    /* Set by a backend that is a server of its own and may be down (redis),
+     * NULL for a file: 0 when it can be reached now (connecting if need
+     * be), else -EIO, within its timeouts. The store asks before rebuilding
+     * a value it could not write, and starts without such a backend when it
+     * cannot be read at startup (the views then catch up). */
+    int (*reachable)(void *ctx);
 } gd_kv_ops;
 
 extern const gd_kv_ops gd_kv_sqlite;
+extern const gd_kv_ops gd_kv_redis;
 
-/* The backend named `name`, or NULL. */
-const gd_kv_ops *gd_kv_find(const char *name);
+/* The backend for a --kv value: "sqlite" (*where = NULL: open it with the
+ * data directory) or "redis://host[:port][/db]" (*where = spec: open it
+ * with the URL, which open checks). NULL for anything else. *where borrows
+ * spec. */
+const gd_kv_ops *gd_kv_find(const char *spec, const char **where);
+
+/* Appends one listing entry, {"id","name","updatedAt","trackCount",
+ * "immutable"}, taken from a stored Session JSON `value`, to out; `n` is
+ * how many entries the page already has (a comma goes before all but the
+ * first). The same shape whatever the backend. */
+void gd_kv_list_item(gd_buf *out, int n, const char *id, int64_t updated_at, const char *value);
 
 #endif

@@ -156,22 +156,7 @@ static int kv_list(void *ctx, int64_t before_at, const char *before_id, int limi
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *id = (const char *)sqlite3_column_text(st, 0);
         int64_t at = sqlite3_column_int64(st, 1);
-        json_error_t e;
-        json_t *v = json_loads((const char *)sqlite3_column_text(st, 2), 0, &e);
-        if (n++) gd_buf_putc(out, ',');
-        gd_buf_puts(out, "{\"id\":");
-        gd_json_str(out, id);
-        gd_buf_puts(out, ",\"name\":");
-        json_t *name = json_object_get(v, "name");
-        if (json_is_string(name))
-            gd_json_str(out, json_string_value(name));
-        else
-            gd_buf_puts(out, "null");
-        gd_buf_printf(out, ",\"updatedAt\":%lld,\"trackCount\":%zu,\"immutable\":%s}",
-                      (long long)at,
-                      json_array_size(json_object_get(json_object_get(v, "state"), "tracks")),
-                      json_is_true(json_object_get(v, "immutable")) ? "true" : "false");
-        json_decref(v);
+        gd_kv_list_item(out, n++, id, at, (const char *)sqlite3_column_text(st, 2));
         if (n == limit) {
             *next_at = at;
             snprintf(next_id, 37, "%s", id);

@@ -188,14 +188,21 @@ int gd_server_run(const gd_config *cfg)
         gd_ratelimit_init(&srv->load_rate, cfg->load_rate, cfg->load_rate, 16384))
         return 1;
 
-    const gd_kv_ops *kv = gd_kv_find(cfg->kv);
+    const char *kv_where;
+    const gd_kv_ops *kv = gd_kv_find(cfg->kv, &kv_where);
     if (!kv) {
         gd_event(GD_LOG_ERROR, "kv_backend_unknown", NULL, "kv",
-                 "unknown KV backend '%s' (known: sqlite)", cfg->kv);
+                 "unknown KV backend '%s' (known: sqlite, redis://host[:port][/db])", cfg->kv);
         return 1;
     }
     gd_store_config sc = {
-        .store = "local", .data_dir = cfg->data_dir, .kv = kv, .wake = wake_loop, .wake_arg = srv};
+        .store = "local",
+        .data_dir = cfg->data_dir,
+        .kv = kv,
+        .kv_where = kv_where,
+        .wake = wake_loop,
+        .wake_arg = srv,
+    };
     if ((rc = gd_store_open(&srv->store, &sc)) != 0) {
         gd_event(GD_LOG_ERROR, "store_open_failed", NULL, "data_dir,error",
                  "cannot open the store in %s: %s", cfg->data_dir, strerror(-rc));

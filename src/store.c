@@ -208,12 +208,21 @@ int gd_store_each_id(gd_store *st, void (*fn)(void *arg, const char *id), void *
     int rc = st->ops->each_id(st->d, fn, arg);
     if (rc) return rc;
     each_ctx e = {fn, arg};
-    return st->kv->each_id(st->kv_ctx, each_kv_id, &e);
+    rc = st->kv->each_id(st->kv_ctx, each_kv_id, &e);
+    if (rc != 0 && st->kv->reachable) {
+        gd_log(GD_LOG_WARN,
+               "store: the KV view (%s) cannot be listed now (%s); sessions that only it holds "
+               "stay unknown here until the next start",
+               st->kv->name, strerror(-rc));
+        rc = 0;
+    }
+    return rc;
 }
 
 typedef struct kv_opnos {
     gd_store *st;
     gd_idset opno; /* id -> opno the KV view holds */
+    bool all;      /* the view cannot be read: every one is behind */
     size_t behind;
 } kv_opnos;
 
@@ -227,7 +236,7 @@ static void note_checkpoint(void *arg, const char *id, int64_t opno)
 {
     kv_opnos *k = arg;
     int64_t kv;
-    if (!gd_idset_get(&k->opno, id, &kv) || kv < opno) {
+    if (k->all || !gd_idset_get(&k->opno, id, &kv) || kv < opno) {
         mark_behind(k->st, id, 0);
         k->behind++;
     }
@@ -242,6 +251,17 @@ static int find_behind_views(gd_store *st)
     kv_opnos k = {.st = st};
     gd_idset_init(&k.opno);
     int rc = st->kv->each_id(st->kv_ctx, note_kv_opno, &k);
+    if (rc != 0 && st->kv->reachable) {
+        /* A view server that is down: which views are behind cannot be
+         * told, so all are rewritten once it is back (a put never replaces
+         * a newer value). */
+        gd_log(GD_LOG_WARN,
+               "recovery: the KV view (%s) cannot be read now (%s); rewriting every "
+               "session's view once it is reachable",
+               st->kv->name, strerror(-rc));
+        k.all = true;
+        rc = 0;
+    }
     if (rc == 0) rc = st->ops->each_checkpoint(st->d, note_checkpoint, &k);
     gd_idset_free(&k.opno);
     if (k.behind)
@@ -567,7 +587,8 @@ static void run_load(gd_store *st, gd_job *job)
                 job->source = GD_SRC_KV;
                 job->rec.opno = 0;
             } else {
-                snprintf(why, sizeof(why), "its KV view value does not parse");
+                snprintf(why, sizeof(why), "its KV view value (%s) does not parse",
+                         st->kv == &gd_kv_sqlite ? "kv.db" : st->kv->name);
             }
         } else if (rc == -ENOENT) {
             rc = 0;
@@ -685,6 +706,10 @@ static void rewrite_behind(gd_store *st, behind *b)
 {
     char id[37], why[512] = "";
     snprintf(id, sizeof(id), "%s", b->id);
+    if (st->kv->reachable && st->kv->reachable(st->kv_ctx) != 0) {
+        mark_behind(st, id, -EIO); /* no load for a write that cannot be made */
+        return;
+    }
     gd_record rec;
     memset(&rec, 0, sizeof(rec));
     gd_state_init(&rec.state);
