@@ -90,8 +90,9 @@ fuzz:
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc tests/fuzz/fuzz_messages.c \
 	  $(FUZZ_CORE) $$(pkg-config --cflags --libs jansson) -lm -o build-fuzz/fuzz_messages
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc tests/fuzz/fuzz_recovery.c \
-	  src/store.c src/store_local.c src/kv.c src/kv_sqlite.c src/kv_redis.c src/dbcheck.c \
-	  $(FUZZ_CORE) $$(pkg-config --cflags --libs jansson sqlite3 hiredis) -lm -lpthread \
+	  src/store.c src/store_local.c src/store_pg.c src/kv.c src/kv_sqlite.c src/kv_redis.c \
+	  src/dbcheck.c $(FUZZ_CORE) $$(pkg-config --cflags --libs jansson sqlite3 hiredis libpq) \
+	  -lm -lpthread \
 	  -o build-fuzz/fuzz_recovery
 	build-fuzz/fuzz_messages -max_total_time=$(FUZZ_SECONDS) -max_len=4096 tests/fuzz/corpus
 	build-fuzz/fuzz_recovery -max_total_time=$(FUZZ_SECONDS) -max_len=1024 \

@@ -16,7 +16,7 @@ shift || true
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
 packages=(build-essential cmake pkg-config libwebsockets-dev libjansson-dev libsqlite3-dev
-  zlib1g-dev libbrotli-dev libhiredis-dev)
+  zlib1g-dev libbrotli-dev libhiredis-dev libpq-dev)
 if [ "$mode" = test ]; then
   packages+=(libcmocka-dev python3 python3-websockets python3-prometheus-client python3-brotli
     sqlite3 strace valgrind curl chromium fonts-liberation groff-base systemd fuse3 libfuse3-dev

@@ -36,6 +36,11 @@ static const opt opts[] = {
     {"port", "GROOVED_PORT", INT(port), "8787", 0, 65535, "TCP port (0 picks a free port)"},
     {"data-dir", "GROOVED_DATA_DIR", STR(data_dir), "./data", 0, 0,
      "directory of the durable store and the embedded KV view"},
+    {"store", "GROOVED_STORE", STR(store), "local", 0, 0,
+     "durable store: local (op log and checkpoints in the data directory) or "
+     "postgres://[user@]host[:port][,host2[:port]...]/db (cluster mode)"},
+    {"node-id", "GROOVED_NODE_ID", STR(node_id), "", 0, 0,
+     "this node's name as a session's owner in cluster mode (default: hostname:port)"},
     {"kv", "GROOVED_KV", STR(kv), "sqlite", 0, 0,
      "KV view backend: sqlite (kv.db in the data directory) or redis://host[:port][/db]"},
     {"web-root", "GROOVED_WEB_ROOT", STR(web_root), "", 0, 0,

@@ -13,7 +13,9 @@ typedef struct gd_config {
     char host[128];
     int port;
     char data_dir[512];
-    char kv[256]; /* "sqlite" or a redis:// URL */
+    char kv[256];      /* "sqlite" or a redis:// URL */
+    char store[1024];  /* "local" or a postgres:// URL */
+    char node_id[128]; /* empty: hostname:port, filled in at startup */
     char web_root[512];
     /* Seconds a session with no players stays in memory. */
     int evict_after;

@@ -9,7 +9,8 @@
  * Sites: "checkpoint-commit" (the checkpoint transaction of a group commit
  * fails after its ops were appended), "log-truncate" (cutting a failed
  * batch back off the op log fails), "load-job" (a session's load cannot be
- * allocated), "broadcast" (a mutation's broadcast cannot be allocated).
+ * allocated), "broadcast" (a mutation's broadcast cannot be allocated),
+ * "commit-delay" (each group commit waits 2 s before it reaches the store).
  */
 #ifndef GD_FAULTS_H
 #define GD_FAULTS_H

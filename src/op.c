@@ -430,6 +430,21 @@ static int track_or_fail(const gd_record *rec, const char *id, gd_op_err *err)
     return i;
 }
 
+int gd_op_replay(gd_record *rec, uint64_t opno, const uint8_t *op, size_t len)
+{
+    if (opno <= rec->opno) return 1;
+    if (opno != rec->opno + 1) return -EILSEQ;
+    gd_op o;
+    gd_op_err err;
+    gd_apply_res res;
+    int rc = gd_op_parse_compact(op, len, &o, &err);
+    if (rc == 0) {
+        rc = gd_apply(rec, &o, &res, &err);
+        gd_op_clear(&o);
+    }
+    return rc ? -EINVAL : 0;
+}
+
 int gd_apply(gd_record *rec, const gd_op *op, gd_apply_res *res, gd_op_err *err)
 {
     gd_state *s = &rec->state;

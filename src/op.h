@@ -128,6 +128,13 @@ int gd_op_parse_compact(const uint8_t *p, size_t n, gd_op *op, gd_op_err *err);
 int gd_apply(gd_record *rec, const gd_op *op, gd_apply_res *res, gd_op_err *err);
 
 /*
+ * Replays the stored op number opno (compact form) onto rec, as recovery and
+ * loads do: an op rec already holds is skipped (1), the next one is applied
+ * (0); a gap gives -EILSEQ, an op that does not parse or apply -EINVAL.
+ */
+int gd_op_replay(gd_record *rec, uint64_t opno, const uint8_t *op, size_t len);
+
+/*
  * Appends the broadcast for an applied op: reads the post-apply record.
  * player_id may be NULL (REST writes: serialised as null). client_seq is the
  * JSON text of the sender's `seq`, or NULL when it had none.

@@ -17,11 +17,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "faults.h"
 #include "idset.h"
 #include "log.h"
+#include "oplog.h"
 
 enum { LANE_COMMIT = 0, LANE_READ = 1, NLANES };
 
@@ -51,6 +54,8 @@ struct gd_store {
     const char *fault_file;    /* tests: commits fail while this file exists */
     const char *kv_fault_file; /* tests: KV view writes fail while this file exists */
     int load_delay_ms;         /* tests: each load sleeps this long first */
+    gd_job_done_fn on_taken;   /* see gd_store_config */
+    void *on_taken_arg;
 
     /* Read lane. */
     behind *behind;
@@ -144,15 +149,39 @@ int gd_job_note_session(char (**list)[37], int *n, const char *id)
     return 0;
 }
 
+int gd_checkpoint_parse(const char *text, size_t len, bool has_crc, uint32_t crc, const char *id,
+                        int64_t opno, gd_record *rec, char *why, size_t whylen)
+{
+    json_error_t jerr;
+    json_t *j = NULL;
+    int rc = -EBADMSG;
+    if (!text) {
+        snprintf(why, whylen, "the checkpoint is empty");
+    } else if (has_crc && gd_crc32((const uint8_t *)text, len) != crc) {
+        snprintf(why, whylen, "the checkpoint fails its CRC");
+    } else if (!(j = json_loadb(text, len, JSON_DECODE_INT_AS_REAL, &jerr))) {
+        snprintf(why, whylen, "the checkpoint does not parse: %s (at byte %d)", jerr.text,
+                 jerr.position);
+    } else if (gd_record_from_json(j, rec) != 0) {
+        snprintf(why, whylen, "the checkpoint is not a valid session record");
+    } else if (strcmp(rec->id, id) != 0 || (int64_t)rec->opno != opno) {
+        snprintf(why, whylen, "the checkpoint names session %s at op %llu", rec->id,
+                 (unsigned long long)rec->opno);
+        gd_record_clear(rec);
+    } else {
+        rc = 0;
+    }
+    json_decref(j);
+    return rc;
+}
+
 /* ---- opening ---------------------------------------------------------- */
 
 const gd_durable_ops *gd_durable_find(const char *store)
 {
     if (!store || !*store || strcmp(store, "local") == 0) return &gd_durable_local;
-#ifdef GD_HAVE_POSTGRES
     if (strncmp(store, "postgres://", 11) == 0 || strncmp(store, "postgresql://", 13) == 0)
         return &gd_durable_postgres;
-#endif
     return NULL;
 }
 
@@ -176,12 +205,18 @@ int gd_store_open(gd_store **out, const gd_store_config *cfg)
     st->kv = cfg->kv;
     st->wake = cfg->wake;
     st->wake_arg = cfg->wake_arg;
+    st->on_taken = cfg->on_taken;
+    st->on_taken_arg = cfg->on_taken_arg;
     st->fault_file = getenv("GROOVED_FAULT_FILE");
     st->kv_fault_file = getenv("GROOVED_KV_FAULT_FILE");
     const char *delay = getenv("GROOVED_TEST_LOAD_DELAY_MS");
     st->load_delay_ms = delay ? atoi(delay) : 0;
     const char *where = ops == &gd_durable_local ? cfg->data_dir : cfg->store;
     int rc = ops->open(&st->d, where, cfg->node_id);
+    /* A SQLite view beside a remote durable store still lives in data_dir. */
+    if (rc == 0 && !cfg->kv_where && ops != &gd_durable_local && mkdir(cfg->data_dir, 0755) != 0 &&
+        errno != EEXIST)
+        rc = -errno;
     if (rc == 0) rc = st->kv->open(&st->kv_ctx, cfg->kv_where ? cfg->kv_where : cfg->data_dir);
     if (rc) {
         gd_store_close(st);
@@ -474,16 +509,51 @@ static int64_t next_behind_due(const gd_store *st, size_t *at)
     return due;
 }
 
+static void note_taken(void *arg, const char *id)
+{
+    gd_job **job = arg;
+    if (!*job) *job = gd_job_new(GD_JOB_TAKEN);
+    if (*job) gd_job_note_session(&(*job)->fenced, &(*job)->nfenced, id);
+}
+
+/* Read lane: hands the loop the sessions other nodes took meanwhile. */
+static void poll_taken(gd_store *st)
+{
+    if (!st->ops->poll_taken || !st->on_taken) return;
+    gd_job *job = NULL;
+    st->ops->poll_taken(st->d, note_taken, &job);
+    if (!job) return;
+    job->done = st->on_taken;
+    job->arg = st->on_taken_arg;
+    job->submitted_us = job->finished_us = gd_now_us();
+    pthread_mutex_lock(&st->mu);
+    st->pending++;
+    push_done(st, job);
+    pthread_mutex_unlock(&st->mu);
+    st->wake(st->wake_arg);
+}
+
 static void *lane_main(void *arg)
 {
     lane *l = arg;
     gd_store *st = l->st;
+    /* The read lane looks for takeovers at least every 250 ms. */
+    bool polls = l->id == LANE_READ && st->ops->poll_taken && st->on_taken;
     for (;;) {
         size_t due_at = 0;
+        if (polls) poll_taken(st);
         pthread_mutex_lock(&st->mu);
         for (;;) {
             if (l->head || st->stopping) break;
             int64_t due = l->id == LANE_READ ? next_behind_due(st, &due_at) : -1;
+            if (polls && (due < 0 || due > monotonic_ms() + 250)) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += 250 * 1000000;
+                if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
+                pthread_cond_timedwait(&l->cv, &st->mu, &ts);
+                break; /* poll again, then come back */
+            }
             if (due >= 0 && due <= monotonic_ms()) break;
             if (due < 0) {
                 pthread_cond_wait(&l->cv, &st->mu);
@@ -506,7 +576,8 @@ static void *lane_main(void *arg)
         pthread_mutex_unlock(&st->mu);
         if (stop) return NULL;
         if (!job) { /* a KV view to rewrite, and nothing else to do */
-            rewrite_behind(st, &st->behind[due_at]);
+            int64_t due = l->id == LANE_READ ? next_behind_due(st, &due_at) : -1;
+            if (due >= 0 && due <= monotonic_ms()) rewrite_behind(st, &st->behind[due_at]);
             continue;
         }
         switch (job->type) {
@@ -522,6 +593,8 @@ static void *lane_main(void *arg)
         case GD_JOB_KV_LIST:
             run_kv_list(st, job);
             break;
+        case GD_JOB_TAKEN: /* never submitted */
+            break;
         }
         job->finished_us = gd_now_us();
         pthread_mutex_lock(&st->mu);
@@ -536,6 +609,7 @@ static void *lane_main(void *arg)
 static void run_commit(gd_store *st, gd_job *job)
 {
     uint64_t bytes = 0;
+    if (gd_fault("commit-delay")) usleep(2000 * 1000); /* tests: hold a batch back */
     if (st->fault_file && access(st->fault_file, F_OK) == 0) {
         gd_log(GD_LOG_WARN, "store: injected commit failure (%s exists)", st->fault_file);
         job->rc = -EIO;

@@ -41,7 +41,13 @@
 #include "kv.h"
 #include "model.h"
 
-typedef enum { GD_JOB_COMMIT, GD_JOB_LOAD, GD_JOB_KV_PUT, GD_JOB_KV_LIST } gd_job_type;
+typedef enum {
+    GD_JOB_COMMIT,
+    GD_JOB_LOAD,
+    GD_JOB_KV_PUT,
+    GD_JOB_KV_LIST,
+    GD_JOB_TAKEN
+} gd_job_type;
 typedef enum { GD_ROW_OP, GD_ROW_CKPT } gd_row_kind;
 typedef enum { GD_SRC_NONE = 0, GD_SRC_DURABLE, GD_SRC_KV, GD_SRC_DEFAULT } gd_load_source;
 typedef enum { GD_DAMAGE_REFUSE = 0, GD_DAMAGE_QUARANTINE } gd_damage_policy;
@@ -57,6 +63,7 @@ typedef struct gd_row {
     char *text; /* owned: op (compact form) or checkpoint record JSON */
     size_t len;
     int64_t epoch; /* the ownership epoch this node holds for the session (0: no owners) */
+    bool create;   /* GD_ROW_CKPT: the session's first checkpoint, which creates it */
 } gd_row;
 
 typedef struct gd_job gd_job;
@@ -81,7 +88,9 @@ struct gd_job {
     char (*pinned)[37]; /* owned */
     int npinned;
     /* Out: sessions another node took over since this node loaded them
-     * (a newer epoch): none of their rows were written; the rest were. */
+     * (a newer epoch): none of their rows were written; the rest were.
+     * GD_JOB_TAKEN (made by the store, never submitted): sessions another
+     * node just took, from the backend's notifications. */
     char (*fenced)[37]; /* owned */
     int nfenced;
 
@@ -156,6 +165,9 @@ typedef struct gd_durable_ops {
      * calling fn for each. */
     int (*gc)(gd_durable *d, int64_t cutoff_ms, bool dry_run, void (*fn)(void *arg, const char *id),
               void *arg);
+    /* Optional, read lane: calls fn for each session another node took
+     * since the last call (without waiting). */
+    int (*poll_taken)(gd_durable *d, void (*fn)(void *arg, const char *id), void *arg);
 } gd_durable_ops;
 
 extern const gd_durable_ops gd_durable_local;
@@ -164,6 +176,12 @@ extern const gd_durable_ops gd_durable_postgres;
 /* The backend for --store: "local" (or empty), or a postgres:// URL; NULL
  * when unknown. */
 const gd_durable_ops *gd_durable_find(const char *store);
+
+/* For backends: reads a stored checkpoint (text, len; its CRC-32 when
+ * has_crc) that must be session id at op opno, into *rec (initialised
+ * empty). 0, or -EBADMSG with why saying what is wrong (rec left empty). */
+int gd_checkpoint_parse(const char *text, size_t len, bool has_crc, uint32_t crc, const char *id,
+                        int64_t opno, gd_record *rec, char *why, size_t whylen);
 
 /* Appends id to a job's list of sessions (pinned, fenced): at most
  * GD_MAX_PINNED. 0, -ENOSPC or -ENOMEM. */
@@ -177,6 +195,10 @@ typedef struct gd_store_config {
     const char *node_id;  /* this process, as a session's owner */
     void (*wake)(void *); /* called from a lane after a job finishes */
     void *wake_arg;
+    /* Runs on the loop thread (at a drain) with a GD_JOB_TAKEN job listing
+     * sessions another node took; must free the job. NULL: not told. */
+    gd_job_done_fn on_taken;
+    void *on_taken_arg;
 } gd_store_config;
 
 typedef struct gd_store_stats {

@@ -471,30 +471,10 @@ static int read_checkpoint(sqlite3 *db, sqlite3_stmt *get, const char *id, gd_re
         snprintf(why, whylen, "the checkpoint row cannot be read (%s)", sqlite3_errmsg(db));
     } else {
         *opno = sqlite3_column_int64(get, 0);
-        const char *text = (const char *)sqlite3_column_blob(get, 1);
-        size_t len = (size_t)sqlite3_column_bytes(get, 1);
-        bool has_crc = sqlite3_column_type(get, 2) != SQLITE_NULL;
-        uint32_t crc = (uint32_t)sqlite3_column_int64(get, 2);
-        json_error_t jerr;
-        json_t *j = NULL;
-        rc = -EBADMSG;
-        if (!text) {
-            snprintf(why, whylen, "the checkpoint is empty");
-        } else if (has_crc && gd_crc32((const uint8_t *)text, len) != crc) {
-            snprintf(why, whylen, "the checkpoint fails its CRC");
-        } else if (!(j = json_loadb(text, len, JSON_DECODE_INT_AS_REAL, &jerr))) {
-            snprintf(why, whylen, "the checkpoint does not parse: %s (at byte %d)", jerr.text,
-                     jerr.position);
-        } else if (gd_record_from_json(j, rec) != 0) {
-            snprintf(why, whylen, "the checkpoint is not a valid session record");
-        } else if (strcmp(rec->id, id) != 0 || (int64_t)rec->opno != *opno) {
-            snprintf(why, whylen, "the checkpoint names session %s at op %llu", rec->id,
-                     (unsigned long long)rec->opno);
-            gd_record_clear(rec);
-        } else {
-            rc = 0;
-        }
-        json_decref(j);
+        rc = gd_checkpoint_parse(
+            (const char *)sqlite3_column_blob(get, 1), (size_t)sqlite3_column_bytes(get, 1),
+            sqlite3_column_type(get, 2) != SQLITE_NULL, (uint32_t)sqlite3_column_int64(get, 2), id,
+            *opno, rec, why, whylen);
     }
     sqlite3_reset(get);
     sqlite3_clear_bindings(get);
@@ -507,17 +487,7 @@ static int read_checkpoint(sqlite3 *db, sqlite3_stmt *get, const char *id, gd_re
  * same gd_apply as live sessions. */
 static int replay_record(gd_record *rec, const gd_oplog_rec *r)
 {
-    if (r->opno <= rec->opno) return 1;
-    if (r->opno != rec->opno + 1) return -EILSEQ;
-    gd_op op;
-    gd_op_err err;
-    gd_apply_res res;
-    int rc = gd_op_parse_compact(r->op, r->oplen, &op, &err);
-    if (rc == 0) {
-        rc = gd_apply(rec, &op, &res, &err);
-        gd_op_clear(&op);
-    }
-    return rc ? -EINVAL : 0;
+    return gd_op_replay(rec, r->opno, r->op, r->oplen);
 }
 
 static void describe_replay_failure(int rc, const gd_oplog_rec *r, uint64_t have, char *why,

@@ -23,12 +23,35 @@ BIN = (os.environ.get("GROOVED_BIN_OVERRIDE") or os.environ.get("GROOVED_BIN")
        or os.path.join(os.path.dirname(__file__), "../../build-test/grooved"))
 
 
+# Cluster mode: with GROOVED_TEST_PG naming a running tests/e2e/pg_fixture.py
+# directory, every Server gets a PostgreSQL database of its own as its
+# durable store (--store postgres://...), and tests that look at the local
+# store's files skip those checks (CLUSTER is true).
+PG_FIXTURE = os.environ.get("GROOVED_TEST_PG")
+CLUSTER = bool(PG_FIXTURE)
+
+
+def pg_database():
+    """A fresh database on the fixture's server; its --store URL."""
+    with open(os.path.join(PG_FIXTURE, "pg.json")) as f:
+        port = json.load(f)["port"]
+    name = "g" + os.urandom(8).hex()
+    subprocess.run(["psql", "-q", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
+                    "-c", f"CREATE DATABASE {name}"], check=True, timeout=60,
+                   stdout=subprocess.DEVNULL)
+    return f"postgresql://postgres@127.0.0.1:{port}/{name}"
+
+
 class Server:
     def __init__(self, data_dir=None, args=(), env=None, preexec_fn=None):
         self.preexec_fn = preexec_fn
         self.own_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="grooved-e2e-")
         self.args = list(args)
+        self.store = None
+        if CLUSTER and "--store" not in self.args:
+            self.store = pg_database()
+            self.args += ["--store", self.store]
         self.env = dict(os.environ, **(env or {}))
         self.proc = None
         self.port = None
