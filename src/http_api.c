@@ -17,6 +17,7 @@
 #include "hash.h"
 #include "identity.h"
 #include "log.h"
+#include "metrics.h"
 #include "door.h"
 #include "session.h"
 #include "static.h"
@@ -905,160 +906,43 @@ static void with_session(gd_server *srv, gd_conn *c, const char *id, gd_http_con
     gd_session_wait_load(srv, s, c, cont);
 }
 
-static void hist_write(gd_buf *b, const char *name, const char *help, const gd_hist *h)
-{
-    gd_buf_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
-    uint64_t cum = 0;
-    for (int i = 0; i < GD_HIST_BUCKETS; i++) {
-        cum += h->counts[i];
-        gd_buf_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name, gd_hist_bounds_ms[i],
-                      (unsigned long long)cum);
-    }
-    cum += h->counts[GD_HIST_BUCKETS];
-    gd_buf_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %g\n%s_count %llu\n", name,
-                  (unsigned long long)cum, name, h->sum_ms, name, (unsigned long long)h->n);
-}
-
-/* Opens a metric family: its # HELP and # TYPE lines. */
-static void family(gd_buf *b, const char *name, const char *type, const char *help)
-{
-    gd_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-/* A family with one unlabelled sample. */
-static void metric(gd_buf *b, const char *name, const char *type, const char *help, uint64_t v)
-{
-    family(b, name, type, help);
-    gd_buf_printf(b, "%s %llu\n", name, (unsigned long long)v);
-}
-
+/* GET /metrics: the numbers other modules keep are read here; metrics.c
+ * renders them with the server's own counters. */
 static void handle_metrics(gd_server *srv, gd_conn *c)
 {
-    gd_metrics *m = &srv->m;
     gd_store_stats st;
     gd_store_get_stats(srv->store, &st);
     gd_static_stats ws;
     gd_static_get_stats(srv->web, &ws);
-    size_t live = 0, players = 0, loading = 0, hibernated = 0;
+    gd_metrics_sources in = {
+        .sessions_known = srv->ids.n,
+        .commits = st.commits,
+        .commit_failures = st.commit_failures,
+        .durable_rows = st.rows,
+        .durable_bytes = st.bytes,
+        .kv_writes = st.kv_puts,
+        .kv_write_failures = st.kv_failures,
+        .kv_behind = st.kv_behind,
+        .static_responses = ws.responses,
+        .static_not_modified = ws.not_modified,
+        .static_body_bytes = ws.bytes_sent,
+        .static_compressions_gzip = ws.compressions_gzip,
+        .static_compressions_br = ws.compressions_br,
+        .static_cache_hits = ws.cache_hits,
+        .static_precompressed = ws.precompressed,
+        .static_cache_bytes = ws.cache_bytes,
+        .connections_refused = srv->door.refused,
+    };
     for (size_t i = 0; i < srv->sessions.nbuckets; i++)
         for (gd_session *s = srv->sessions.buckets[i]; s; s = s->hnext) {
-            live += s->st == GD_SESS_LIVE;
-            loading += s->st == GD_SESS_LOADING;
-            hibernated += s->st == GD_SESS_HIBERNATED;
-            players += (size_t)s->nplayers;
+            in.sessions_live += s->st == GD_SESS_LIVE;
+            in.sessions_loading += s->st == GD_SESS_LOADING;
+            in.sessions_hibernated += s->st == GD_SESS_HIBERNATED;
+            in.players += (uint64_t)s->nplayers;
         }
     gd_buf b;
     gd_buf_init(&b);
-    metric(&b, "grooved_connections", "gauge", "WebSocket players connected", players);
-    family(&b, "grooved_sessions", "gauge", "sessions in memory, by state");
-    gd_buf_printf(&b,
-                  "grooved_sessions{state=\"live\"} %zu\n"
-                  "grooved_sessions{state=\"loading\"} %zu\n"
-                  "grooved_sessions{state=\"hibernated\"} %zu\n",
-                  live, loading, hibernated);
-    metric(&b, "grooved_sessions_known", "gauge",
-           "session ids known to the durable store or the KV view", srv->ids.n);
-    metric(&b, "grooved_sessions_evicted_total", "counter", "sessions evicted from memory",
-           m->evictions);
-    metric(&b, "grooved_memory_estimate_bytes", "gauge",
-           "estimated memory of the sessions in memory, at the last tick", m->mem_estimate);
-    metric(&b, "grooved_budget_evictions_total", "counter",
-           "sessions evicted or hibernated to keep within --memory-budget-mb", m->budget_evictions);
-    metric(&b, "grooved_sessions_hibernated_total", "counter",
-           "sessions whose state left memory while players stayed connected", m->hibernations);
-    metric(&b, "grooved_sessions_created_total", "counter",
-           "sessions created (create, remix, publish)", m->sessions_created);
-    metric(&b, "grooved_ws_connections_total", "counter", "WebSocket connections accepted",
-           m->ws_connections);
-    metric(&b, "grooved_http_requests_total", "counter", "HTTP requests received",
-           m->http_requests);
-    family(&b, "grooved_mutations_total", "counter", "mutations accepted, by message type");
-    for (int t = 1; t < GD_OP__COUNT; t++)
-        gd_buf_printf(&b, "grooved_mutations_total{type=\"%s\"} %llu\n", gd_op_type_name(t),
-                      (unsigned long long)m->mutations[t]);
-    const struct {
-        const char *code;
-        uint64_t v;
-    } rej[] = {{GD_E_INVALID_JSON, m->rejected_invalid_json},
-               {GD_E_MESSAGE_TOO_LARGE, m->rejected_too_large},
-               {GD_E_UNKNOWN_TYPE, m->rejected_unknown_type},
-               {GD_E_INVALID_FIELD, m->rejected_invalid_field},
-               {GD_E_TRACK_NOT_FOUND, m->rejected_track_not_found},
-               {GD_E_TOO_MANY_TRACKS, m->rejected_too_many_tracks},
-               {GD_E_SESSION_PUBLISHED, m->rejected_published},
-               {GD_E_RATE_LIMITED, m->rejected_rate_limited},
-               {GD_E_STORAGE_UNAVAILABLE, m->rejected_storage},
-               {GD_E_SESSION_UNAVAILABLE, m->rejected_unavailable}};
-    family(&b, "grooved_rejected_total", "counter",
-           "WebSocket messages rejected with an error, by error code");
-    for (size_t i = 0; i < sizeof(rej) / sizeof(rej[0]); i++)
-        gd_buf_printf(&b, "grooved_rejected_total{code=\"%s\"} %llu\n", rej[i].code,
-                      (unsigned long long)rej[i].v);
-    metric(&b, "grooved_commits_total", "counter", "group commits of the durable store",
-           st.commits);
-    metric(&b, "grooved_commit_failures_total", "counter",
-           "group commits that failed (their ops were not acknowledged)", st.commit_failures);
-    metric(&b, "grooved_durable_rows_total", "counter",
-           "rows (ops and checkpoints) committed to the durable store", st.rows);
-    metric(&b, "grooved_durable_bytes_total", "counter", "bytes committed to the durable store",
-           st.bytes);
-    metric(&b, "grooved_kv_writes_total", "counter", "sessions written to the KV view", st.kv_puts);
-    metric(&b, "grooved_kv_write_failures_total", "counter",
-           "KV view writes that failed (retried with backoff)", st.kv_failures);
-    family(&b, "grooved_reloads_total", "counter",
-           "sessions loaded into memory, by where their state came from");
-    gd_buf_printf(&b,
-                  "grooved_reloads_total{source=\"durable\"} %llu\n"
-                  "grooved_reloads_total{source=\"kv\"} %llu\n"
-                  "grooved_reloads_total{source=\"default\"} %llu\n",
-                  (unsigned long long)m->loads_durable, (unsigned long long)m->loads_kv,
-                  (unsigned long long)m->loads_default);
-    metric(&b, "grooved_lagging_closed_total", "counter",
-           "sockets closed because they fell behind --out-cap-kb", m->lagging_closed);
-    metric(&b, "grooved_load_failures_total", "counter",
-           "session loads that failed (unreadable or quarantined data, I/O errors)",
-           m->load_failures);
-    metric(&b, "grooved_kv_views_behind", "gauge",
-           "sessions whose KV view is behind the durable store", st.kv_behind);
-    metric(&b, "grooved_static_responses_total", "counter",
-           "responses from the web root (files, index.html fallbacks, 304s, 404s)", ws.responses);
-    metric(&b, "grooved_static_not_modified_total", "counter",
-           "web root responses that were 304 Not Modified", ws.not_modified);
-    metric(&b, "grooved_static_body_bytes_total", "counter",
-           "body bytes sent from the web root, after compression", ws.bytes_sent);
-    family(&b, "grooved_static_compressions_total", "counter",
-           "web root files compressed (each file version once while cached), by coding");
-    gd_buf_printf(&b,
-                  "grooved_static_compressions_total{encoding=\"gzip\"} %llu\n"
-                  "grooved_static_compressions_total{encoding=\"br\"} %llu\n",
-                  (unsigned long long)ws.compressions_gzip, (unsigned long long)ws.compressions_br);
-    metric(&b, "grooved_static_compressed_cache_hits_total", "counter",
-           "web root responses sent from the compressed-copy cache", ws.cache_hits);
-    metric(&b, "grooved_static_precompressed_total", "counter",
-           "web root responses sent from a precompressed sibling (.br, .gz)", ws.precompressed);
-    metric(&b, "grooved_static_cache_bytes", "gauge",
-           "bytes of compressed copies held by the web root's cache", ws.cache_bytes);
-    metric(&b, "grooved_connections_refused_total", "counter",
-           "connections answered 503 at accept (per-address or process-wide cap)",
-           srv->door.refused);
-    metric(&b, "grooved_bad_requests_total", "counter",
-           "request heads refused (malformed, bad Content-Length, too large)", m->bad_requests);
-    family(&b, "grooved_rate_limited_total", "counter",
-           "requests answered 429, by per-client-address limit");
-    gd_buf_printf(&b,
-                  "grooved_rate_limited_total{limit=\"create\"} %llu\n"
-                  "grooved_rate_limited_total{limit=\"list\"} %llu\n"
-                  "grooved_rate_limited_total{limit=\"load\"} %llu\n",
-                  (unsigned long long)m->limited_create, (unsigned long long)m->limited_list,
-                  (unsigned long long)m->limited_load);
-    metric(&b, "grooved_ws_protocol_errors_total", "counter",
-           "WebSocket connections closed for a protocol error (1002) or bad UTF-8 (1007)",
-           m->ws_protocol_errors);
-    hist_write(&b, "grooved_ops_per_commit", "rows per group commit", &m->ops_per_commit);
-    hist_write(&b, "grooved_commit_latency_ms", "storage commit time, milliseconds", &m->commit_ms);
-    hist_write(&b, "grooved_ack_latency_ms",
-               "time from an op's acceptance to its durability, milliseconds", &m->ack_ms);
-    if (b.oom)
+    if (gd_metrics_render(&srv->m, &in, &b) != 0)
         respond(c, 503, "{\"error\":\"Out of memory\"}");
     else {
         gd_http_set_response(c, 200, "text/plain; version=0.0.4", b.p, b.len);

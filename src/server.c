@@ -24,19 +24,6 @@
 #include "static.h"
 #include "ws.h"
 
-const double gd_hist_bounds_ms[GD_HIST_BUCKETS] = {0.1, 0.25, 0.5, 1,   2.5,  5,
-                                                   10,  25,   50,  100, 1000, 10000};
-
-void gd_hist_add(gd_hist *h, double v)
-{
-    int i = 0;
-    while (i < GD_HIST_BUCKETS && v > gd_hist_bounds_ms[i])
-        i++;
-    h->counts[i]++;
-    h->n++;
-    h->sum_ms += v;
-}
-
 gd_server *gd_server_of(struct lws *wsi)
 {
     return lws_context_user(lws_get_context(wsi));

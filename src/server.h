@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "idset.h"
+#include "metrics.h"
 #include "op.h"
 #include "ratelimit.h"
 #include "store.h"
@@ -25,34 +26,6 @@
 typedef struct gd_batch gd_batch;
 typedef struct gd_static gd_static;
 typedef struct gd_session gd_session;
-
-/* Fixed-bucket latency histogram (milliseconds), Prometheus style. */
-#define GD_HIST_BUCKETS 12
-typedef struct gd_hist {
-    uint64_t counts[GD_HIST_BUCKETS + 1]; /* last = +Inf */
-    uint64_t n;
-    double sum_ms;
-} gd_hist;
-extern const double gd_hist_bounds_ms[GD_HIST_BUCKETS];
-void gd_hist_add(gd_hist *h, double ms);
-
-typedef struct gd_metrics {
-    uint64_t ws_connections, http_requests;
-    uint64_t mutations[GD_OP__COUNT];
-    uint64_t rejected_invalid_json, rejected_too_large, rejected_unknown_type,
-        rejected_invalid_field, rejected_track_not_found, rejected_too_many_tracks,
-        rejected_published, rejected_rate_limited, rejected_storage, rejected_unavailable;
-    uint64_t loads_durable, loads_kv, loads_default, evictions, hibernations, kv_writes_requested;
-    uint64_t lagging_closed, budget_evictions, load_failures;
-    uint64_t bad_requests;                               /* request heads refused by the door */
-    uint64_t limited_create, limited_list, limited_load; /* 429s per limit */
-    uint64_t ws_protocol_errors; /* WebSocket connections closed 1002/1007 */
-    size_t mem_estimate;         /* sum of mem_bytes of the sessions in memory */
-    uint64_t sessions_created;
-    gd_hist ops_per_commit; /* counts, reusing the bucket machinery */
-    gd_hist commit_ms;
-    gd_hist ack_ms;
-} gd_metrics;
 
 typedef struct gd_session_table {
     gd_session **buckets;
