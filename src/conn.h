@@ -60,6 +60,10 @@ enum { GD_RX_SESSION = 1, GD_RX_RATE = 2 };
 typedef enum { GD_WAIT_NONE = 0, GD_WAIT_LOAD, GD_WAIT_DURABLE } gd_wait_kind;
 
 typedef struct gd_conn gd_conn;
+/* How a session tells a connection waiting on it (gd_session_wait_load,
+ * gd_session_wait_durable) that the wait is over: rc is 0 or a negative
+ * errno, as session.h lists. */
+typedef void (*gd_session_wait_cb)(gd_conn *c, gd_session *s, int rc);
 /* Continues an HTTP request once its session is loaded (LIVE). */
 typedef void (*gd_http_cont)(gd_conn *c, gd_session *s);
 
@@ -130,12 +134,13 @@ struct gd_conn {
     bool body_too_large;
     bool body_is_json;
     char if_match[40];
+    gd_http_cont cont;       /* the route, once its session is loaded (http_api.c) */
+    struct gd_job *list_job; /* a listing in flight for this request */
+    /* Waiting on a session (session.c's, while wait != GD_WAIT_NONE). */
     gd_wait_kind wait;
     int64_t wait_opno;
-    gd_http_cont cont;
-    gd_http_cont after_durable; /* runs instead of answering once durable */
-    struct gd_job *list_job;    /* a listing in flight for this request */
-    gd_conn *wnext, *wprev;     /* session's HTTP waiter list */
+    gd_session_wait_cb wait_cb;
+    gd_conn *wnext, *wprev; /* in the session's waiter list */
     /* A web root file being served (static.c), or NULL. */
     struct gd_static_req *static_req;
     int status;

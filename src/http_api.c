@@ -99,6 +99,51 @@ static void respond_validation(gd_conn *c, const gd_errors *errs)
     gd_buf_free(&b);
 }
 
+/* A session could not give a request what it waited for: the answer for
+ * each of the session's result codes (session.h). `durable` for a wait on
+ * durability, where -EIO means that the commit failed. */
+static void respond_wait_failed(gd_conn *c, int rc, bool durable)
+{
+    switch (rc) {
+    case -ENOENT:
+        respond(c, 404, "{\"error\":\"Session not found\"}");
+        break;
+    case -EBADMSG:
+        respond(c, 500,
+                "{\"error\":\"Session unavailable\",\"message\":\"The session's stored data "
+                "cannot be read; nothing was changed. The operator has been told.\"}");
+        break;
+    case -ENOMEM:
+        respond(c, 503, "{\"error\":\"Out of memory\"}");
+        break;
+    default:
+        respond(c, 503,
+                durable ? "{\"error\":\"Storage unavailable\",\"message\":\"The change could "
+                          "not be saved; it was not applied\"}"
+                        : "{\"error\":\"Storage unavailable\"}");
+        break;
+    }
+}
+
+/* The session of the request is in memory: its route goes on (c->cont). */
+static void on_loaded(gd_conn *c, gd_session *s, int rc)
+{
+    if (rc != 0)
+        respond_wait_failed(c, rc, false);
+    else
+        c->cont(c, s);
+}
+
+/* c's response is set and tells of a change: it goes out once the change
+ * is durable, and a 503 goes instead when its commit failed. */
+static void answer_when_durable(gd_conn *c, gd_session *s, int rc)
+{
+    if (rc != 0)
+        respond_wait_failed(c, rc, true);
+    else
+        gd_http_ready(c);
+}
+
 /* ---- request intake --------------------------------------------------- */
 
 static int method_of(const char *m)
@@ -549,7 +594,7 @@ static void handle_create(gd_server *srv, gd_conn *c)
     char out[128];
     snprintf(out, sizeof(out), "{\"id\":\"%s\",\"url\":\"/s/%s\"}", s->id, s->id);
     gd_http_set_json(c, 201, out);
-    gd_session_wait_durable(srv, s, c, 0);
+    gd_session_wait_durable(srv, s, c, 0, answer_when_durable);
 }
 
 static void etag_of(const gd_session *s, char out[32])
@@ -573,7 +618,7 @@ static void cont_get(gd_conn *c, gd_session *s)
         gd_http_set_response(c, 200, mime_json, b.p, b.len);
         add_header(c, "etag:", etag);
         /* Never show state that is not yet durable. */
-        gd_session_wait_durable(srv, s, c, (int64_t)s->rec.opno);
+        gd_session_wait_durable(srv, s, c, (int64_t)s->rec.opno, answer_when_durable);
     }
     gd_buf_free(&b);
 }
@@ -596,7 +641,7 @@ static void respond_updated(gd_server *srv, gd_conn *c, gd_session *s, int64_t o
     etag_of(s, etag);
     add_header(c, "etag:", etag);
     gd_buf_free(&b);
-    gd_session_wait_durable(srv, s, c, opno);
+    gd_session_wait_durable(srv, s, c, opno, answer_when_durable);
 }
 
 static bool same_canonical(const gd_state *a, const gd_state *b)
@@ -776,23 +821,28 @@ static void make_copy(gd_conn *c, gd_session *src, bool publish)
     gd_log(GD_LOG_INFO, "session %s: %s of %s by %s", s->id, publish ? "published copy" : "remix",
            src->id, c->peer);
     gd_http_set_json(c, 201, out);
-    gd_session_wait_durable(srv, s, c, 0);
+    gd_session_wait_durable(srv, s, c, 0, answer_when_durable);
 }
 
-static void copy_remix(gd_conn *c, gd_session *src)
+static void copy_remix(gd_conn *c, gd_session *src, int rc)
 {
-    make_copy(c, src, false);
+    if (rc != 0)
+        respond_wait_failed(c, rc, true);
+    else
+        make_copy(c, src, false);
 }
 
-static void copy_publish(gd_conn *c, gd_session *src)
+static void copy_publish(gd_conn *c, gd_session *src, int rc)
 {
-    make_copy(c, src, true);
+    if (rc != 0)
+        respond_wait_failed(c, rc, true);
+    else
+        make_copy(c, src, true);
 }
 
 static void cont_remix(gd_conn *c, gd_session *src)
 {
-    c->after_durable = copy_remix;
-    gd_session_wait_durable(gd_server_of(c->wsi), src, c, (int64_t)src->rec.opno);
+    gd_session_wait_durable(gd_server_of(c->wsi), src, c, (int64_t)src->rec.opno, copy_remix);
 }
 
 static void cont_publish(gd_conn *c, gd_session *src)
@@ -803,8 +853,7 @@ static void cont_publish(gd_conn *c, gd_session *src)
                 "it first to create an editable copy.\"}");
         return;
     }
-    c->after_durable = copy_publish;
-    gd_session_wait_durable(gd_server_of(c->wsi), src, c, (int64_t)src->rec.opno);
+    gd_session_wait_durable(gd_server_of(c->wsi), src, c, (int64_t)src->rec.opno, copy_publish);
 }
 
 static void cont_debug(gd_conn *c, gd_session *s)
@@ -903,7 +952,8 @@ static void with_session(gd_server *srv, gd_conn *c, const char *id, gd_http_con
         respond(c, 503, "{\"error\":\"Out of memory\"}");
         return;
     }
-    gd_session_wait_load(srv, s, c, cont);
+    c->cont = cont;
+    gd_session_wait_load(srv, s, c, on_loaded);
 }
 
 /* GET /metrics: the numbers other modules keep are read here; metrics.c

@@ -15,7 +15,6 @@
 #include "faults.h"
 #include "hash.h"
 #include "identity.h"
-#include "http_api.h"
 #include "log.h"
 #include "ws.h"
 
@@ -58,7 +57,7 @@ static void close_player(gd_conn *c, uint16_t code, const char *reason);
 static void send_snapshot(gd_server *srv, gd_session *s, gd_conn *c);
 static void resync_players(gd_server *srv, gd_session *s);
 static void fail_players(gd_server *srv, gd_session *s, const char *code, const char *message,
-                         int status, const char *body);
+                         int rc);
 static void kv_put(gd_server *srv, gd_session *s);
 
 /* ---- registry --------------------------------------------------------- */
@@ -365,7 +364,7 @@ static void on_commit_done(gd_job *job)
     gd_sessions_schedule_flush(srv);
 }
 
-/* Sends what the gate now allows and answers HTTP requests that were waiting
+/* Sends what the gate now allows and tells the requests that were waiting
  * for this durability. */
 static void release(gd_server *srv, gd_session *s)
 {
@@ -374,13 +373,9 @@ static void release(gd_server *srv, gd_session *s)
     for (gd_conn *c = s->waiters, *n; c; c = n) {
         n = c->wnext;
         if (c->wait == GD_WAIT_DURABLE && c->wait_opno <= s->durable_opno) {
-            gd_http_cont after = c->after_durable;
-            c->after_durable = NULL;
+            gd_session_wait_cb cb = c->wait_cb;
             gd_session_unwait(c);
-            if (after)
-                after(c, s);
-            else
-                gd_http_ready(c);
+            cb(c, s, 0);
         }
     }
     if (s->kv_flush_wanted) try_kv_flush(srv, s);
@@ -400,7 +395,8 @@ static void notify_failed(gd_server *srv, gd_session *s, gd_batch *b)
 
 /* A commit holding ops of s failed: drop everything of s that is not durable
  * (its rows in the open batch too, since they were applied on top), tell the
- * senders, and reload s from the durable store. */
+ * senders and the requests waiting for it (-EIO), and reload s from the
+ * durable store. */
 static void rollback(gd_server *srv, gd_session *s, gd_batch *failed)
 {
     if (s->st == GD_SESS_LOADING) return; /* already rolled back for an earlier row of this batch */
@@ -445,12 +441,9 @@ static void rollback(gd_server *srv, gd_session *s, gd_batch *failed)
     for (gd_conn *c = s->waiters, *n; c; c = n) {
         n = c->wnext;
         if (c->wait == GD_WAIT_DURABLE && c->wait_opno > s->durable_opno) {
-            c->after_durable = NULL;
+            gd_session_wait_cb cb = c->wait_cb;
             gd_session_unwait(c);
-            gd_http_set_json(c, 503,
-                             "{\"error\":\"Storage unavailable\",\"message\":\"The "
-                             "change could not be saved; it was not applied\"}");
-            gd_http_ready(c);
+            cb(c, s, -EIO);
         }
     }
     srv->m.rejected_storage++;
@@ -480,7 +473,7 @@ static int submit_load(gd_server *srv, gd_session *s)
         gd_state_init(&s->rec.state);
         s->st = GD_SESS_HIBERNATED;
         fail_players(srv, s, GD_E_STORAGE_UNAVAILABLE, "Out of memory loading the session; retry",
-                     503, "{\"error\":\"Out of memory\"}");
+                     -ENOMEM);
         return -ENOMEM;
     }
     s->st = GD_SESS_LOADING;
@@ -528,10 +521,10 @@ gd_session *gd_session_acquire(gd_server *srv, const char *id)
 }
 
 /* Tells every player of s (code, message: an `error` message, then a close
- * with 1011 so that the client reconnects later) and answers every HTTP
- * waiter with status and body. The players leave the session. */
+ * with 1011 so that the client reconnects later) and every waiter (rc, see
+ * gd_session_wait_load). The players leave the session. */
 static void fail_players(gd_server *srv, gd_session *s, const char *code, const char *message,
-                         int status, const char *body)
+                         int rc)
 {
     for (int i = 0; i < s->nplayers; i++) {
         gd_conn *c = s->players[i];
@@ -544,9 +537,9 @@ static void fail_players(gd_server *srv, gd_session *s, const char *code, const 
     s->nplayers = 0;
     for (gd_conn *c = s->waiters, *n; c; c = n) {
         n = c->wnext;
+        gd_session_wait_cb cb = c->wait_cb;
         gd_session_unwait(c);
-        gd_http_set_json(c, status, body);
-        gd_http_ready(c);
+        cb(c, s, rc);
     }
 }
 
@@ -556,12 +549,10 @@ static void fail_load(gd_server *srv, gd_session *s, int rc)
 {
     if (rc == -EBADMSG || rc == -EUCLEAN)
         fail_players(srv, s, GD_E_SESSION_UNAVAILABLE,
-                     "This session's stored data cannot be read; nothing was changed", 500,
-                     "{\"error\":\"Session unavailable\",\"message\":\"The session's stored "
-                     "data cannot be read; nothing was changed. The operator has been told.\"}");
+                     "This session's stored data cannot be read; nothing was changed", -EBADMSG);
     else
         fail_players(srv, s, GD_E_STORAGE_UNAVAILABLE, "The session could not be loaded; retry",
-                     503, "{\"error\":\"Storage unavailable\"}");
+                     -EIO);
     if (s->batch_refs == 0) session_free(srv, s);
 }
 
@@ -585,8 +576,7 @@ static void on_load_done(gd_job *job)
     }
     gd_load_source src = job->source;
     if (src == GD_SRC_NONE && !gd_idset_has(&srv->ids, s->id)) {
-        fail_players(srv, s, GD_E_SESSION_UNAVAILABLE, "Session not found", 404,
-                     "{\"error\":\"Session not found\"}");
+        fail_players(srv, s, GD_E_SESSION_UNAVAILABLE, "Session not found", -ENOENT);
         if (s->batch_refs == 0) session_free(srv, s);
         gd_job_free(job);
         return;
@@ -648,8 +638,9 @@ static void on_load_done(gd_job *job)
     for (gd_conn *c = s->waiters, *n; c; c = n) {
         n = c->wnext;
         if (c->wait == GD_WAIT_LOAD) {
+            gd_session_wait_cb cb = c->wait_cb;
             gd_session_unwait(c);
-            c->cont(c, s);
+            cb(c, s, 0);
         }
     }
 }
@@ -1282,31 +1273,28 @@ static void link_waiter(gd_session *s, gd_conn *c)
     s->waiters = c;
 }
 
-void gd_session_wait_load(gd_server *srv, gd_session *s, gd_conn *c, gd_http_cont cont)
+void gd_session_wait_load(gd_server *srv, gd_session *s, gd_conn *c, gd_session_wait_cb cb)
 {
     touch_session(srv, s);
     if (s->st == GD_SESS_LIVE) {
-        cont(c, s);
+        cb(c, s, 0);
         return;
     }
     c->wait = GD_WAIT_LOAD;
-    c->cont = cont;
+    c->wait_cb = cb;
     link_waiter(s, c);
 }
 
-void gd_session_wait_durable(gd_server *srv, gd_session *s, gd_conn *c, int64_t opno)
+void gd_session_wait_durable(gd_server *srv, gd_session *s, gd_conn *c, int64_t opno,
+                             gd_session_wait_cb cb)
 {
     if (s->durable_opno >= opno) {
-        gd_http_cont after = c->after_durable;
-        c->after_durable = NULL;
-        if (after)
-            after(c, s);
-        else
-            gd_http_ready(c);
+        cb(c, s, 0);
         return;
     }
     c->wait = GD_WAIT_DURABLE;
     c->wait_opno = opno;
+    c->wait_cb = cb;
     link_waiter(s, c);
 }
 
@@ -1321,6 +1309,7 @@ void gd_session_unwait(gd_conn *c)
     if (c->wnext) c->wnext->wprev = c->wprev;
     c->wnext = c->wprev = NULL;
     c->wait = GD_WAIT_NONE;
+    c->wait_cb = NULL;
     c->session = NULL;
 }
 

@@ -84,10 +84,29 @@ void gd_session_send_error(gd_server *srv, gd_conn *c, const char *code, const c
 /* Sends a fresh snapshot to every player (after a REST replace). */
 void gd_session_snapshot_all(gd_server *srv, gd_session *s);
 
-/* HTTP requests waiting on a session. wait_durable answers c once opno is
- * durable, or runs c->after_durable instead when it is set. */
-void gd_session_wait_load(gd_server *srv, gd_session *s, gd_conn *c, gd_http_cont cont);
-void gd_session_wait_durable(gd_server *srv, gd_session *s, gd_conn *c, int64_t opno);
+/*
+ * Requests waiting on a session (HTTP requests, through their connection):
+ * wait_load until s is in memory (LIVE), wait_durable until its op opno is
+ * durable. The session calls cb(c, s, rc) exactly once when the wait is
+ * over, possibly before the call returns (s already LIVE, opno already
+ * durable), unless gd_session_unwait(c) cancels the wait first. rc is
+ *
+ *   0         what c waited for happened: s is LIVE (and opno durable)
+ *   -ENOENT   load: the session does not exist
+ *   -EBADMSG  load: its stored data cannot be read (or was set aside)
+ *   -ENOMEM   load: out of memory starting the load
+ *   -EIO      load: storage failed and s could not be loaded;
+ *             durable: the commit holding opno failed, the change was
+ *             rolled back and is not applied
+ *
+ * c->session is s while c waits; cb runs once the wait is unlinked, and may
+ * wait again. s is valid during cb; after a failure (rc != 0) it may be
+ * freed as soon as cb returns. The caller owns c, and unwaits it before it
+ * goes away.
+ */
+void gd_session_wait_load(gd_server *srv, gd_session *s, gd_conn *c, gd_session_wait_cb cb);
+void gd_session_wait_durable(gd_server *srv, gd_session *s, gd_conn *c, int64_t opno,
+                             gd_session_wait_cb cb);
 void gd_session_unwait(gd_conn *c);
 
 /* Flushes the open batch to the storage thread when it is idle. */
