@@ -583,7 +583,7 @@ static void handle_create(gd_server *srv, gd_conn *c)
         return;
     }
     json_decref(body);
-    gd_session *s = gd_session_create(srv, &rec);
+    gd_session *s = gd_session_create(&srv->sessions, &rec);
     if (!s) {
         gd_record_clear(&rec);
         respond(c, 503, "{\"error\":\"Failed to create session\"}");
@@ -594,7 +594,7 @@ static void handle_create(gd_server *srv, gd_conn *c)
     char out[128];
     snprintf(out, sizeof(out), "{\"id\":\"%s\",\"url\":\"/s/%s\"}", s->id, s->id);
     gd_http_set_json(c, 201, out);
-    gd_session_wait_durable(srv, s, c, 0, answer_when_durable);
+    gd_session_wait_durable(&srv->sessions, s, c, 0, answer_when_durable);
 }
 
 static void etag_of(const gd_session *s, char out[32])
@@ -618,7 +618,7 @@ static void cont_get(gd_conn *c, gd_session *s)
         gd_http_set_response(c, 200, mime_json, b.p, b.len);
         add_header(c, "etag:", etag);
         /* Never show state that is not yet durable. */
-        gd_session_wait_durable(srv, s, c, (int64_t)s->rec.opno, answer_when_durable);
+        gd_session_wait_durable(&srv->sessions, s, c, (int64_t)s->rec.opno, answer_when_durable);
     }
     gd_buf_free(&b);
 }
@@ -641,7 +641,7 @@ static void respond_updated(gd_server *srv, gd_conn *c, gd_session *s, int64_t o
     etag_of(s, etag);
     add_header(c, "etag:", etag);
     gd_buf_free(&b);
-    gd_session_wait_durable(srv, s, c, opno, answer_when_durable);
+    gd_session_wait_durable(&srv->sessions, s, c, opno, answer_when_durable);
 }
 
 static bool same_canonical(const gd_state *a, const gd_state *b)
@@ -735,7 +735,7 @@ static void cont_put(gd_conn *c, gd_session *s)
     }
     gd_op_err err;
     int64_t opno;
-    if (gd_session_apply_op(srv, s, &op, NULL, NULL, &err, &opno) != 0)
+    if (gd_session_apply_op(&srv->sessions, s, &op, NULL, NULL, &err, &opno) != 0)
         respond(c, 503, "{\"error\":\"Failed to update session\"}");
     else
         respond_updated(srv, c, s, opno, false);
@@ -763,7 +763,7 @@ static void cont_patch(gd_conn *c, gd_session *s)
     json_decref(body);
     gd_op_err err;
     int64_t opno;
-    if (gd_session_apply_op(srv, s, &op, NULL, NULL, &err, &opno) != 0)
+    if (gd_session_apply_op(&srv->sessions, s, &op, NULL, NULL, &err, &opno) != 0)
         respond(c, 503, "{\"error\":\"Failed to update session name\"}");
     else
         respond_updated(srv, c, s, opno, true);
@@ -795,7 +795,7 @@ static void make_copy(gd_conn *c, gd_session *src, bool publish)
     gd_session *s = NULL;
     if (rec.remixed_from && rec.remixed_from_name && (!publish || !src->rec.name || rec.name) &&
         gd_state_copy(&rec.state, &src->rec.state) == 0)
-        s = gd_session_create(srv, &rec);
+        s = gd_session_create(&srv->sessions, &rec);
     if (!s) {
         gd_record_clear(&rec);
         respond(c, 503,
@@ -813,7 +813,7 @@ static void make_copy(gd_conn *c, gd_session *src, bool publish)
         gd_op op = {.type = GD_OP_REMIX_COUNT};
         gd_op_err err;
         int64_t opno;
-        if (gd_session_apply_op(srv, src, &op, NULL, NULL, &err, &opno) != 0)
+        if (gd_session_apply_op(&srv->sessions, src, &op, NULL, NULL, &err, &opno) != 0)
             gd_log(GD_LOG_WARN, "session %s: remix count not recorded: %s", src->id, err.message);
         snprintf(out, sizeof(out), "{\"id\":\"%s\",\"remixedFrom\":\"%s\",\"url\":\"/s/%s\"}",
                  s->id, src->id, s->id);
@@ -821,7 +821,7 @@ static void make_copy(gd_conn *c, gd_session *src, bool publish)
     gd_log(GD_LOG_INFO, "session %s: %s of %s by %s", s->id, publish ? "published copy" : "remix",
            src->id, c->peer);
     gd_http_set_json(c, 201, out);
-    gd_session_wait_durable(srv, s, c, 0, answer_when_durable);
+    gd_session_wait_durable(&srv->sessions, s, c, 0, answer_when_durable);
 }
 
 static void copy_remix(gd_conn *c, gd_session *src, int rc)
@@ -842,7 +842,8 @@ static void copy_publish(gd_conn *c, gd_session *src, int rc)
 
 static void cont_remix(gd_conn *c, gd_session *src)
 {
-    gd_session_wait_durable(gd_server_of(c->wsi), src, c, (int64_t)src->rec.opno, copy_remix);
+    gd_session_wait_durable(&gd_server_of(c->wsi)->sessions, src, c, (int64_t)src->rec.opno,
+                            copy_remix);
 }
 
 static void cont_publish(gd_conn *c, gd_session *src)
@@ -853,7 +854,8 @@ static void cont_publish(gd_conn *c, gd_session *src)
                 "it first to create an editable copy.\"}");
         return;
     }
-    gd_session_wait_durable(gd_server_of(c->wsi), src, c, (int64_t)src->rec.opno, copy_publish);
+    gd_session_wait_durable(&gd_server_of(c->wsi)->sessions, src, c, (int64_t)src->rec.opno,
+                            copy_publish);
 }
 
 static void cont_debug(gd_conn *c, gd_session *s)
@@ -939,21 +941,21 @@ static void handle_list(gd_server *srv, gd_conn *c)
 
 static void with_session(gd_server *srv, gd_conn *c, const char *id, gd_http_cont cont)
 {
-    if (!gd_idset_has(&srv->ids, id)) {
+    if (!gd_idset_has(&srv->sessions.ids, id)) {
         respond(c, 404, "{\"error\":\"Session not found\"}");
         return;
     }
-    gd_session *cur = gd_session_find(srv, id);
+    gd_session *cur = gd_session_find(&srv->sessions, id);
     if ((!cur || cur->st == GD_SESS_HIBERNATED) &&
         !limit_allows(c, &srv->load_rate, &srv->m.limited_load, "opening more sessions"))
         return; /* it would load from storage */
-    gd_session *s = gd_session_acquire(srv, id);
+    gd_session *s = gd_session_acquire(&srv->sessions, id);
     if (!s) {
         respond(c, 503, "{\"error\":\"Out of memory\"}");
         return;
     }
     c->cont = cont;
-    gd_session_wait_load(srv, s, c, on_loaded);
+    gd_session_wait_load(&srv->sessions, s, c, on_loaded);
 }
 
 /* GET /metrics: the numbers other modules keep are read here; metrics.c
@@ -965,7 +967,7 @@ static void handle_metrics(gd_server *srv, gd_conn *c)
     gd_static_stats ws;
     gd_static_get_stats(srv->web, &ws);
     gd_metrics_sources in = {
-        .sessions_known = srv->ids.n,
+        .sessions_known = srv->sessions.ids.n,
         .commits = st.commits,
         .commit_failures = st.commit_failures,
         .durable_rows = st.rows,

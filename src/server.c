@@ -95,7 +95,7 @@ static void wake_loop(void *arg)
 static void collect_id(void *arg, const char *id)
 {
     gd_server *srv = arg;
-    if (gd_idset_add(&srv->ids, id) != 0)
+    if (gd_idset_add(&srv->sessions.ids, id) != 0)
         gd_event(GD_LOG_WARN, "stored_id_malformed", NULL, "id",
                  "ignoring stored session with malformed id '%.40s'", id);
 }
@@ -118,7 +118,7 @@ static size_t count_players(gd_server *srv)
 static void tick_cb(lws_sorted_usec_list_t *sul)
 {
     gd_server *srv = lws_container_of(sul, gd_server, tick_sul);
-    if (srv->shutdown_phase == 0) gd_sessions_tick(srv);
+    if (srv->shutdown_phase == 0) gd_sessions_tick(&srv->sessions);
     gd_ws_tick(srv);
     lws_sul_schedule(srv->ctx, 0, &srv->tick_sul, tick_cb,
                      srv->shutdown_phase ? 20 * LWS_US_PER_MS : LWS_US_PER_SEC);
@@ -137,7 +137,7 @@ static void shutdown_step(gd_server *srv)
     }
     int64_t waited = gd_now_ms() - srv->shutdown_started_ms;
     if (srv->shutdown_phase == 1) {
-        if (gd_sessions_flush_all(srv) || waited > 15000) {
+        if (gd_sessions_flush_all(&srv->sessions) || waited > 15000) {
             if (waited > 15000)
                 gd_event(GD_LOG_ERROR, "shutdown_storage_timeout", NULL, "seconds",
                          "shutdown: storage did not settle in %d s; closing anyway", 15);
@@ -167,8 +167,7 @@ int gd_server_run(const gd_config *cfg)
     srv->cfg = *cfg;
     gd_log_level = gd_log_level_from_name(cfg->log_level);
     gd_log_format = gd_log_format_from_name(cfg->log_format);
-    gd_idset_init(&srv->ids);
-    int rc = gd_sessions_init(srv);
+    int rc = gd_sessions_init(&srv->sessions, &srv->cfg, &srv->m);
     if (rc) return 1;
     if (gd_ratelimit_init(&srv->create_rate, cfg->create_rate, cfg->create_rate, 16384) ||
         gd_ratelimit_init(&srv->list_rate, cfg->list_rate, cfg->list_rate, 16384) ||
@@ -195,6 +194,7 @@ int gd_server_run(const gd_config *cfg)
                  "cannot open the store in %s: %s", cfg->data_dir, strerror(-rc));
         return 1;
     }
+    srv->sessions.store = srv->store;
     size_t quarantined = 0;
     gd_damage_policy on_damage =
         strcmp(cfg->on_damage, "quarantine") == 0 ? GD_DAMAGE_QUARANTINE : GD_DAMAGE_REFUSE;
@@ -256,6 +256,7 @@ int gd_server_run(const gd_config *cfg)
     info.pt_serv_buf_size = 32 * 1024;
     info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
     srv->ctx = lws_create_context(&info);
+    srv->sessions.ctx = srv->ctx;
     srv->vhost = srv->ctx ? lws_get_vhost_by_name(srv->ctx, "grooved") : NULL;
     if (!srv->vhost || gd_door_start(srv) != 0) {
         gd_event(GD_LOG_ERROR, "listen_failed", NULL, "host,port",
@@ -311,10 +312,10 @@ int gd_server_run(const gd_config *cfg)
              "grooved listening on http://%s%s%s:%d%s (data dir %s, KV view %s, %zu sessions "
              "known, at most %zu connections, %d per client address)",
              d->v6[0] ? "[" : "", d->hosts[0], d->v6[0] ? "]" : "", srv->port, also, cfg->data_dir,
-             kv->name, srv->ids.n, d->global_cap, cfg->max_conns_per_ip);
+             kv->name, srv->sessions.ids.n, d->global_cap, cfg->max_conns_per_ip);
     char status[256];
     snprintf(status, sizeof(status), "READY=1\nSTATUS=listening on %s:%d, %zu sessions known",
-             cfg->host, srv->port, srv->ids.n);
+             cfg->host, srv->port, srv->sessions.ids.n);
     gd_notify(status);
 
     lws_sul_schedule(srv->ctx, 0, &srv->tick_sul, tick_cb, LWS_US_PER_SEC);
@@ -323,8 +324,7 @@ int gd_server_run(const gd_config *cfg)
         shutdown_step(srv);
     }
     lws_sul_cancel(&srv->tick_sul);
-    lws_sul_cancel(&srv->flush_sul);
-    lws_sul_cancel(&srv->budget_sul);
+    gd_sessions_cancel_timers(&srv->sessions);
 
     srv->shutdown_phase = 3;
     /* No new work from here; what is still queued finishes (or is
@@ -336,14 +336,13 @@ int gd_server_run(const gd_config *cfg)
         if (gd_store_drain(srv->store) == 0) usleep(1000);
     }
     gd_store_close(srv->store);
-    srv->store = NULL;
+    srv->store = srv->sessions.store = NULL;
     /* The web root's worker stays up while connections close (an abandoned
      * file is closed by it) but wakes nobody from here on. */
     gd_static_detach(srv->web);
     lws_context_destroy(srv->ctx);
     gd_static_close(srv->web);
-    gd_sessions_free(srv);
-    gd_idset_free(&srv->ids);
+    gd_sessions_free(&srv->sessions);
     gd_ratelimit_free(&srv->create_rate);
     gd_ratelimit_free(&srv->list_rate);
     gd_ratelimit_free(&srv->load_rate);

@@ -1,9 +1,12 @@
 /*
- * server — the process-wide context shared by the loop-thread modules
- * (session, ws, http_api): configuration, the lws context, the store, the
- * session registry, the group-commit batches and the metrics. Everything in
- * gd_server is owned and touched by the loop thread only, except `store`'s
- * internals (see store.h) and `stop_requested` (set by a signal handler).
+ * server — the process-wide context of the network layer (door, ws,
+ * http_api, static) and the loop that runs it: configuration, the lws
+ * context, the store, the sessions module's context (session.h: registry,
+ * ids, group-commit batches), the door's state and the metrics. Everything
+ * in gd_server is owned and touched by the loop thread only, except
+ * `store`'s internals (see store.h) and `stop_requested` (set by a signal
+ * handler). The sessions module never sees gd_server: it gets its own
+ * gd_sessions, which borrows cfg, m, store and ctx from here.
  */
 #ifndef GD_SERVER_H
 #define GD_SERVER_H
@@ -18,19 +21,12 @@
 #include "metrics.h"
 #include "op.h"
 #include "ratelimit.h"
+#include "session.h"
 #include "store.h"
 
-#define GD_MAX_PLAYERS 10
 #define GD_MAX_MESSAGE 65536
 
-typedef struct gd_batch gd_batch;
 typedef struct gd_static gd_static;
-typedef struct gd_session gd_session;
-
-typedef struct gd_session_table {
-    gd_session **buckets;
-    size_t nbuckets, n;
-} gd_session_table;
 
 struct gd_ticket;
 struct gd_msg;
@@ -62,14 +58,9 @@ typedef struct gd_server {
     struct lws_vhost *vhost;
     int port;
     gd_store *store;
-    gd_static *web;            /* the web root's files (static.h) */
-    gd_idset ids;              /* every session id the store or KV view knows */
-    gd_session_table sessions; /* sessions in memory */
-    gd_batch *open;            /* ops accepted since the last submission */
-    gd_batch *inflight;        /* the batch being committed, or NULL */
-    bool flush_scheduled;
-    lws_sorted_usec_list_t flush_sul, tick_sul, budget_sul;
-    bool budget_scheduled;
+    gd_static *web;       /* the web root's files (static.h) */
+    gd_sessions sessions; /* sessions in memory, ids, batches (session.h) */
+    lws_sorted_usec_list_t tick_sul;
     volatile sig_atomic_t stop_requested;
     int shutdown_phase; /* 0 running, 1 flushing, 2 closing sockets, 3 done */
     int64_t shutdown_started_ms;

@@ -33,7 +33,7 @@ typedef struct sender {
 } sender;
 
 struct gd_batch {
-    gd_server *srv;
+    gd_sessions *ss;
     gd_job *job;
     touch *touched;
     size_t nt, capt;
@@ -44,32 +44,32 @@ struct gd_batch {
 static void on_commit_done(gd_job *job);
 static void on_load_done(gd_job *job);
 static void on_kv_done(gd_job *job);
-static void release(gd_server *srv, gd_session *s);
-static void rollback(gd_server *srv, gd_session *s, gd_batch *failed);
-static void complete_join(gd_server *srv, gd_session *s, gd_conn *c);
-static void try_kv_flush(gd_server *srv, gd_session *s);
-static gd_msg *build_snapshot(gd_server *srv, gd_session *s, gd_conn *to);
-static void send_error(gd_server *srv, gd_conn *c, const char *code, const char *message,
+static void release(gd_sessions *ss, gd_session *s);
+static void rollback(gd_sessions *ss, gd_session *s, gd_batch *failed);
+static void complete_join(gd_sessions *ss, gd_session *s, gd_conn *c);
+static void try_kv_flush(gd_sessions *ss, gd_session *s);
+static gd_msg *build_snapshot(gd_sessions *ss, gd_session *s, gd_conn *to);
+static void send_error(gd_sessions *ss, gd_conn *c, const char *code, const char *message,
                        const char *client_seq, int64_t gate);
-static void session_free(gd_server *srv, gd_session *s);
-static int submit_load(gd_server *srv, gd_session *s);
+static void session_free(gd_sessions *ss, gd_session *s);
+static int submit_load(gd_sessions *ss, gd_session *s);
 static void close_player(gd_conn *c, uint16_t code, const char *reason);
-static void send_snapshot(gd_server *srv, gd_session *s, gd_conn *c);
-static void resync_players(gd_server *srv, gd_session *s);
-static void fail_players(gd_server *srv, gd_session *s, const char *code, const char *message,
+static void send_snapshot(gd_sessions *ss, gd_session *s, gd_conn *c);
+static void resync_players(gd_sessions *ss, gd_session *s);
+static void fail_players(gd_sessions *ss, gd_session *s, const char *code, const char *message,
                          int rc);
-static void kv_put(gd_server *srv, gd_session *s);
+static void kv_put(gd_sessions *ss, gd_session *s);
 
 /* ---- registry --------------------------------------------------------- */
 
-static void enforce_budget(gd_server *srv);
+static void enforce_budget(gd_sessions *ss);
 
 static void budget_cb(lws_sorted_usec_list_t *sul)
 {
-    gd_server *srv = lws_container_of(sul, gd_server, budget_sul);
-    srv->budget_scheduled = false;
-    enforce_budget(srv);
-    gd_sessions_schedule_flush(srv);
+    gd_sessions *ss = lws_container_of(sul, gd_sessions, budget_sul);
+    ss->budget_scheduled = false;
+    enforce_budget(ss);
+    gd_sessions_schedule_flush(ss);
 }
 
 /* Measures what s really holds: the session and, while its state is in
@@ -77,62 +77,71 @@ static void budget_cb(lws_sorted_usec_list_t *sul)
  * process-wide total in step, and once the total is over the budget,
  * enforces it at the end of this loop turn, not at the next tick: a flood
  * of creates or loads must never outrun the budget. */
-static void account(gd_server *srv, gd_session *s)
+static void account(gd_sessions *ss, gd_session *s)
 {
     size_t now = sizeof(*s) + (s->st == GD_SESS_LIVE ? gd_record_mem_bytes(&s->rec) : 0);
-    srv->m.mem_estimate = srv->m.mem_estimate - s->mem_bytes + now;
+    ss->m->mem_estimate = ss->m->mem_estimate - s->mem_bytes + now;
     s->mem_bytes = now;
-    if (srv->m.mem_estimate > (size_t)srv->cfg.memory_budget_mb * 1024 * 1024 &&
-        !srv->budget_scheduled && srv->ctx) {
-        srv->budget_scheduled = true;
-        lws_sul_schedule(srv->ctx, 0, &srv->budget_sul, budget_cb, 1);
+    if (ss->m->mem_estimate > (size_t)ss->cfg->memory_budget_mb * 1024 * 1024 &&
+        !ss->budget_scheduled && ss->ctx) {
+        ss->budget_scheduled = true;
+        lws_sul_schedule(ss->ctx, 0, &ss->budget_sul, budget_cb, 1);
     }
 }
 
 /* Something happened to s: it moves up in the LRU order, and what it holds
  * may have changed. */
-static void touch_session(gd_server *srv, gd_session *s)
+static void touch_session(gd_sessions *ss, gd_session *s)
 {
     s->last_active_ms = gd_now_ms();
-    account(srv, s);
+    account(ss, s);
 }
 
-static size_t bucket_of(const gd_server *srv, const char *id)
+static size_t bucket_of(const gd_sessions *ss, const char *id)
 {
     uint64_t h = 1469598103934665603ull;
     for (const char *p = id; *p; p++)
         h = (h ^ (unsigned char)*p) * 1099511628211ull;
-    return (size_t)h & (srv->sessions.nbuckets - 1);
+    return (size_t)h & (ss->nbuckets - 1);
 }
 
-int gd_sessions_init(gd_server *srv)
+int gd_sessions_init(gd_sessions *ss, const gd_config *cfg, gd_metrics *m)
 {
-    srv->sessions.nbuckets = 1024;
-    srv->sessions.buckets = calloc(srv->sessions.nbuckets, sizeof(gd_session *));
-    return srv->sessions.buckets ? 0 : -ENOMEM;
+    memset(ss, 0, sizeof(*ss));
+    ss->cfg = cfg;
+    ss->m = m;
+    gd_idset_init(&ss->ids);
+    ss->nbuckets = 1024;
+    ss->buckets = calloc(ss->nbuckets, sizeof(gd_session *));
+    return ss->buckets ? 0 : -ENOMEM;
 }
 
-gd_session *gd_session_find(gd_server *srv, const char *id)
+void gd_sessions_cancel_timers(gd_sessions *ss)
 {
-    for (gd_session *s = srv->sessions.buckets[bucket_of(srv, id)]; s; s = s->hnext)
+    lws_sul_cancel(&ss->flush_sul);
+    lws_sul_cancel(&ss->budget_sul);
+}
+
+gd_session *gd_session_find(gd_sessions *ss, const char *id)
+{
+    for (gd_session *s = ss->buckets[bucket_of(ss, id)]; s; s = s->hnext)
         if (strcmp(s->id, id) == 0) return s;
     return NULL;
 }
 
-static void table_grow(gd_server *srv)
+static void table_grow(gd_sessions *ss)
 {
-    gd_session_table *t = &srv->sessions;
-    size_t nb = t->nbuckets * 2;
+    size_t nb = ss->nbuckets * 2;
     gd_session **b = calloc(nb, sizeof(*b));
     if (!b) return; /* keep the longer chains */
-    gd_session **old = t->buckets;
-    size_t oldn = t->nbuckets;
-    t->buckets = b;
-    t->nbuckets = nb;
+    gd_session **old = ss->buckets;
+    size_t oldn = ss->nbuckets;
+    ss->buckets = b;
+    ss->nbuckets = nb;
     for (size_t i = 0; i < oldn; i++) {
         for (gd_session *s = old[i], *n; s; s = n) {
             n = s->hnext;
-            size_t k = bucket_of(srv, s->id);
+            size_t k = bucket_of(ss, s->id);
             s->hnext = b[k];
             b[k] = s;
         }
@@ -140,31 +149,31 @@ static void table_grow(gd_server *srv)
     free(old);
 }
 
-static void table_insert(gd_server *srv, gd_session *s)
+static void table_insert(gd_sessions *ss, gd_session *s)
 {
-    if (srv->sessions.n + 1 > srv->sessions.nbuckets) table_grow(srv);
-    size_t k = bucket_of(srv, s->id);
-    s->hnext = srv->sessions.buckets[k];
-    srv->sessions.buckets[k] = s;
-    srv->sessions.n++;
+    if (ss->n + 1 > ss->nbuckets) table_grow(ss);
+    size_t k = bucket_of(ss, s->id);
+    s->hnext = ss->buckets[k];
+    ss->buckets[k] = s;
+    ss->n++;
 }
 
-static void table_remove(gd_server *srv, gd_session *s)
+static void table_remove(gd_sessions *ss, gd_session *s)
 {
-    for (gd_session **pp = &srv->sessions.buckets[bucket_of(srv, s->id)]; *pp; pp = &(*pp)->hnext) {
+    for (gd_session **pp = &ss->buckets[bucket_of(ss, s->id)]; *pp; pp = &(*pp)->hnext) {
         if (*pp == s) {
             *pp = s->hnext;
-            srv->sessions.n--;
+            ss->n--;
             return;
         }
     }
 }
 
-static void session_free(gd_server *srv, gd_session *s)
+static void session_free(gd_sessions *ss, gd_session *s)
 {
     assert(!s->batch_refs && !s->waiters && !s->nplayers);
-    table_remove(srv, s);
-    srv->m.mem_estimate -= s->mem_bytes;
+    table_remove(ss, s);
+    ss->m->mem_estimate -= s->mem_bytes;
     gd_record_clear(&s->rec);
     free(s);
 }
@@ -191,26 +200,27 @@ static void batch_free(gd_batch *b)
     free(b);
 }
 
-void gd_sessions_free(gd_server *srv)
+void gd_sessions_free(gd_sessions *ss)
 {
-    for (size_t i = 0; i < srv->sessions.nbuckets; i++) {
-        for (gd_session *s = srv->sessions.buckets[i], *n; s; s = n) {
+    for (size_t i = 0; i < ss->nbuckets; i++) {
+        for (gd_session *s = ss->buckets[i], *n; s; s = n) {
             n = s->hnext;
             gd_record_clear(&s->rec);
             free(s);
         }
     }
-    free(srv->sessions.buckets);
-    srv->sessions.buckets = NULL;
-    batch_free(srv->open);
-    srv->open = NULL;
+    free(ss->buckets);
+    ss->buckets = NULL;
+    batch_free(ss->open);
+    ss->open = NULL;
+    gd_idset_free(&ss->ids);
 }
 
 /* ---- batches ---------------------------------------------------------- */
 
-static gd_batch *open_batch(gd_server *srv)
+static gd_batch *open_batch(gd_sessions *ss)
 {
-    if (srv->open) return srv->open;
+    if (ss->open) return ss->open;
     gd_batch *b = calloc(1, sizeof(*b));
     if (!b) return NULL;
     b->job = gd_job_new(GD_JOB_COMMIT);
@@ -218,10 +228,10 @@ static gd_batch *open_batch(gd_server *srv)
         free(b);
         return NULL;
     }
-    b->srv = srv;
+    b->ss = ss;
     b->job->arg = b;
     b->job->done = on_commit_done;
-    srv->open = b;
+    ss->open = b;
     return b;
 }
 
@@ -261,9 +271,9 @@ static void batch_touch(gd_batch *b, gd_session *s, int64_t opno)
     s->batch_refs++;
 }
 
-static int add_checkpoint(gd_server *srv, gd_session *s, bool track)
+static int add_checkpoint(gd_sessions *ss, gd_session *s, bool track)
 {
-    gd_batch *b = open_batch(srv);
+    gd_batch *b = open_batch(ss);
     if (!b) return -ENOMEM;
     gd_buf buf;
     gd_buf_init(&buf);
@@ -286,24 +296,24 @@ static int add_checkpoint(gd_server *srv, gd_session *s, bool track)
 
 static void flush_cb(lws_sorted_usec_list_t *sul)
 {
-    gd_server *srv = lws_container_of(sul, gd_server, flush_sul);
-    srv->flush_scheduled = false;
-    if (srv->inflight || !srv->open || srv->open->job->nrows == 0) return;
-    gd_batch *b = srv->open;
-    srv->open = NULL;
-    srv->inflight = b;
+    gd_sessions *ss = lws_container_of(sul, gd_sessions, flush_sul);
+    ss->flush_scheduled = false;
+    if (ss->inflight || !ss->open || ss->open->job->nrows == 0) return;
+    gd_batch *b = ss->open;
+    ss->open = NULL;
+    ss->inflight = b;
     for (size_t i = 0; i < b->nt; i++)
         b->touched[i].s->touch_batch = NULL;
-    gd_hist_add(&srv->m.ops_per_commit, (double)b->job->nrows);
-    gd_store_submit(srv->store, b->job);
+    gd_hist_add(&ss->m->ops_per_commit, (double)b->job->nrows);
+    gd_store_submit(ss->store, b->job);
 }
 
-void gd_sessions_schedule_flush(gd_server *srv)
+void gd_sessions_schedule_flush(gd_sessions *ss)
 {
-    if (srv->inflight || srv->flush_scheduled || !srv->open || srv->open->job->nrows == 0) return;
-    srv->flush_scheduled = true;
+    if (ss->inflight || ss->flush_scheduled || !ss->open || ss->open->job->nrows == 0) return;
+    ss->flush_scheduled = true;
     /* Run at the end of this loop turn, so every op read in it shares the commit. */
-    lws_sul_schedule(srv->ctx, 0, &srv->flush_sul, flush_cb, 1);
+    lws_sul_schedule(ss->ctx, 0, &ss->flush_sul, flush_cb, 1);
 }
 
 static gd_conn *player_by_serial(gd_session *s, uint64_t serial)
@@ -316,28 +326,28 @@ static gd_conn *player_by_serial(gd_session *s, uint64_t serial)
 static void on_commit_done(gd_job *job)
 {
     gd_batch *b = job->arg;
-    gd_server *srv = b->srv;
-    assert(srv->inflight == b);
-    srv->inflight = NULL;
-    gd_hist_add(&srv->m.commit_ms, (double)(job->finished_us - job->submitted_us) / 1000.0);
+    gd_sessions *ss = b->ss;
+    assert(ss->inflight == b);
+    ss->inflight = NULL;
+    gd_hist_add(&ss->m->commit_ms, (double)(job->finished_us - job->submitted_us) / 1000.0);
     if (job->rc == 0) {
         int64_t now = gd_now_us();
         for (size_t i = 0; i < b->ns; i++)
             if (!b->senders[i].rejected)
-                gd_hist_add(&srv->m.ack_ms, (double)(now - b->senders[i].at_us) / 1000.0);
+                gd_hist_add(&ss->m->ack_ms, (double)(now - b->senders[i].at_us) / 1000.0);
         for (size_t i = 0; i < b->nt; i++) {
             gd_session *s = b->touched[i].s;
             s->batch_refs--;
             assert(s->batch_refs >= 0 && b->touched[i].opno <= (int64_t)s->rec.opno);
             if (b->touched[i].opno > s->durable_opno) s->durable_opno = b->touched[i].opno;
-            release(srv, s);
+            release(ss, s);
         }
         /* Sessions whose oldest unfolded record keeps old log segments. */
         for (int i = 0; i < job->npinned; i++) {
-            gd_session *s = gd_session_find(srv, job->pinned[i]);
+            gd_session *s = gd_session_find(ss, job->pinned[i]);
             if (s && s->st == GD_SESS_LIVE && s->ckpt_opno != (int64_t)s->rec.opno) {
                 gd_log(GD_LOG_DEBUG, "session %s: checkpoint (it pins old op log segments)", s->id);
-                add_checkpoint(srv, s, true);
+                add_checkpoint(ss, s, true);
             }
         }
         for (size_t i = 0; i < b->nt; i++) {
@@ -347,8 +357,8 @@ static void on_commit_done(gd_job *job)
                 s->ckpt_opno == (int64_t)s->rec.opno && !s->access_dirty) {
                 gd_log(GD_LOG_INFO, "session %s: evicted (opno %llu, checkpoint durable)", s->id,
                        (unsigned long long)s->rec.opno);
-                srv->m.evictions++;
-                session_free(srv, s);
+                ss->m->evictions++;
+                session_free(ss, s);
             }
         }
     } else {
@@ -357,16 +367,16 @@ static void on_commit_done(gd_job *job)
         for (size_t i = 0; i < b->nt; i++) {
             gd_session *s = b->touched[i].s;
             s->batch_refs--;
-            rollback(srv, s, b);
+            rollback(ss, s, b);
         }
     }
     batch_free(b);
-    gd_sessions_schedule_flush(srv);
+    gd_sessions_schedule_flush(ss);
 }
 
 /* Sends what the gate now allows and tells the requests that were waiting
  * for this durability. */
-static void release(gd_server *srv, gd_session *s)
+static void release(gd_sessions *ss, gd_session *s)
 {
     for (int i = 0; i < s->nplayers; i++)
         if (gd_conn_can_send(s->players[i], s->durable_opno)) gd_conn_want_write(s->players[i]);
@@ -378,16 +388,16 @@ static void release(gd_server *srv, gd_session *s)
             cb(c, s, 0);
         }
     }
-    if (s->kv_flush_wanted) try_kv_flush(srv, s);
+    if (s->kv_flush_wanted) try_kv_flush(ss, s);
 }
 
-static void notify_failed(gd_server *srv, gd_session *s, gd_batch *b)
+static void notify_failed(gd_sessions *ss, gd_session *s, gd_batch *b)
 {
     for (size_t i = 0; b && i < b->ns; i++) {
         if (b->senders[i].s != s) continue;
         gd_conn *c = player_by_serial(s, b->senders[i].serial);
         if (c)
-            gd_session_send_error(srv, c, GD_E_STORAGE_UNAVAILABLE,
+            gd_session_send_error(ss, c, GD_E_STORAGE_UNAVAILABLE,
                                   "The change could not be saved; it was not applied",
                                   b->senders[i].client_seq);
     }
@@ -397,13 +407,13 @@ static void notify_failed(gd_server *srv, gd_session *s, gd_batch *b)
  * (its rows in the open batch too, since they were applied on top), tell the
  * senders and the requests waiting for it (-EIO), and reload s from the
  * durable store. */
-static void rollback(gd_server *srv, gd_session *s, gd_batch *failed)
+static void rollback(gd_sessions *ss, gd_session *s, gd_batch *failed)
 {
     if (s->st == GD_SESS_LOADING) return; /* already rolled back for an earlier row of this batch */
-    notify_failed(srv, s, failed);
-    gd_batch *o = srv->open;
+    notify_failed(ss, s, failed);
+    gd_batch *o = ss->open;
     if (o) {
-        notify_failed(srv, s, o);
+        notify_failed(ss, s, o);
         size_t w = 0;
         for (size_t i = 0; i < o->job->nrows; i++) {
             if (strcmp(o->job->rows[i].id, s->id) == 0) {
@@ -446,17 +456,17 @@ static void rollback(gd_server *srv, gd_session *s, gd_batch *failed)
             cb(c, s, -EIO);
         }
     }
-    srv->m.rejected_storage++;
+    ss->m->rejected_storage++;
     s->evicting = false;
     s->resync = true;
     if (s->durable_opno < 0 && s->kv_opno < 0) {
         /* Its creation never reached the disk: it does not exist. */
-        gd_idset_remove(&srv->ids, s->id);
+        gd_idset_remove(&ss->ids, s->id);
     }
     gd_record_clear(&s->rec);
     gd_state_init(&s->rec.state);
-    submit_load(srv, s);
-    account(srv, s);
+    submit_load(ss, s);
+    account(ss, s);
 }
 
 /* ---- loading ---------------------------------------------------------- */
@@ -464,7 +474,7 @@ static void rollback(gd_server *srv, gd_session *s, gd_batch *failed)
 /* Submits a load of s (LOADING until it completes). If even that cannot be
  * allocated, s keeps no state (HIBERNATED: the next access tries again) and
  * its players and waiters are told, rather than left on a stale state. */
-static int submit_load(gd_server *srv, gd_session *s)
+static int submit_load(gd_sessions *ss, gd_session *s)
 {
     gd_job *job = gd_fault("load-job") ? NULL : gd_job_new(GD_JOB_LOAD);
     if (!job) {
@@ -472,20 +482,20 @@ static int submit_load(gd_server *srv, gd_session *s)
         gd_record_clear(&s->rec);
         gd_state_init(&s->rec.state);
         s->st = GD_SESS_HIBERNATED;
-        fail_players(srv, s, GD_E_STORAGE_UNAVAILABLE, "Out of memory loading the session; retry",
+        fail_players(ss, s, GD_E_STORAGE_UNAVAILABLE, "Out of memory loading the session; retry",
                      -ENOMEM);
         return -ENOMEM;
     }
     s->st = GD_SESS_LOADING;
     snprintf(job->id, sizeof(job->id), "%s", s->id);
-    job->arg = srv;
+    job->arg = ss;
     job->done = on_load_done;
-    gd_store_submit(srv->store, job);
+    gd_store_submit(ss->store, job);
     return 0;
 }
 
 /* Replays the messages that arrived while c's session was not in memory. */
-static void replay_stalled(gd_server *srv, gd_conn *c)
+static void replay_stalled(gd_sessions *ss, gd_conn *c)
 {
     gd_buf held = c->stalled;
     int n = c->nstalled;
@@ -494,27 +504,27 @@ static void replay_stalled(gd_server *srv, gd_conn *c)
     const char *p = held.p;
     for (int i = 0; i < n && p; i++) {
         size_t len = strlen(p);
-        gd_session_on_message(srv, c, p, len);
+        gd_session_on_message(ss, c, p, len);
         p += len + 1;
     }
     gd_buf_free(&held);
 }
 
-gd_session *gd_session_acquire(gd_server *srv, const char *id)
+gd_session *gd_session_acquire(gd_sessions *ss, const char *id)
 {
     assert(gd_id_pattern_ok(id, (int)strlen(id))); /* lower-case: one session per id */
-    gd_session *s = gd_session_find(srv, id);
+    gd_session *s = gd_session_find(ss, id);
     if (s) {
         s->evicting = false; /* wanted again: keep it */
-        if (s->st == GD_SESS_HIBERNATED && submit_load(srv, s) != 0) return NULL;
+        if (s->st == GD_SESS_HIBERNATED && submit_load(ss, s) != 0) return NULL;
         return s;
     }
     s = session_new(id);
     if (!s) return NULL;
     s->empty_since_ms = gd_now_ms();
-    table_insert(srv, s);
-    if (submit_load(srv, s) != 0) {
-        session_free(srv, s);
+    table_insert(ss, s);
+    if (submit_load(ss, s) != 0) {
+        session_free(ss, s);
         return NULL;
     }
     return s;
@@ -523,7 +533,7 @@ gd_session *gd_session_acquire(gd_server *srv, const char *id)
 /* Tells every player of s (code, message: an `error` message, then a close
  * with 1011 so that the client reconnects later) and every waiter (rc, see
  * gd_session_wait_load). The players leave the session. */
-static void fail_players(gd_server *srv, gd_session *s, const char *code, const char *message,
+static void fail_players(gd_sessions *ss, gd_session *s, const char *code, const char *message,
                          int rc)
 {
     for (int i = 0; i < s->nplayers; i++) {
@@ -531,7 +541,7 @@ static void fail_players(gd_server *srv, gd_session *s, const char *code, const 
         gd_conn_drop_gated(c, s->durable_opno); /* what is durable may still go out */
         c->session = NULL;
         c->joined = false;
-        gd_session_send_error(srv, c, code, message, NULL);
+        gd_session_send_error(ss, c, code, message, NULL);
         close_player(c, 1011, "session unavailable");
     }
     s->nplayers = 0;
@@ -545,21 +555,21 @@ static void fail_players(gd_server *srv, gd_session *s, const char *code, const 
 
 /* A load that failed: nothing is written over what could not be read; the
  * next request or message tries again. */
-static void fail_load(gd_server *srv, gd_session *s, int rc)
+static void fail_load(gd_sessions *ss, gd_session *s, int rc)
 {
     if (rc == -EBADMSG || rc == -EUCLEAN)
-        fail_players(srv, s, GD_E_SESSION_UNAVAILABLE,
+        fail_players(ss, s, GD_E_SESSION_UNAVAILABLE,
                      "This session's stored data cannot be read; nothing was changed", -EBADMSG);
     else
-        fail_players(srv, s, GD_E_STORAGE_UNAVAILABLE, "The session could not be loaded; retry",
+        fail_players(ss, s, GD_E_STORAGE_UNAVAILABLE, "The session could not be loaded; retry",
                      -EIO);
-    if (s->batch_refs == 0) session_free(srv, s);
+    if (s->batch_refs == 0) session_free(ss, s);
 }
 
 static void on_load_done(gd_job *job)
 {
-    gd_server *srv = job->arg;
-    gd_session *s = gd_session_find(srv, job->id);
+    gd_sessions *ss = job->arg;
+    gd_session *s = gd_session_find(ss, job->id);
     if (!s || s->st != GD_SESS_LOADING) {
         gd_job_free(job);
         return;
@@ -569,15 +579,15 @@ static void on_load_done(gd_job *job)
                job->rc == -EBADMSG   ? "stored data cannot be read"
                : job->rc == -EUCLEAN ? "quarantined"
                                      : strerror(-job->rc));
-        srv->m.load_failures++;
-        fail_load(srv, s, job->rc);
+        ss->m->load_failures++;
+        fail_load(ss, s, job->rc);
         gd_job_free(job);
         return;
     }
     gd_load_source src = job->source;
-    if (src == GD_SRC_NONE && !gd_idset_has(&srv->ids, s->id)) {
-        fail_players(srv, s, GD_E_SESSION_UNAVAILABLE, "Session not found", -ENOENT);
-        if (s->batch_refs == 0) session_free(srv, s);
+    if (src == GD_SRC_NONE && !gd_idset_has(&ss->ids, s->id)) {
+        fail_players(ss, s, GD_E_SESSION_UNAVAILABLE, "Session not found", -ENOENT);
+        if (s->batch_refs == 0) session_free(ss, s);
         gd_job_free(job);
         return;
     }
@@ -594,23 +604,23 @@ static void on_load_done(gd_job *job)
         s->durable_opno = (int64_t)s->rec.opno;
         s->ckpt_opno = job->ckpt_opno;
         s->unfolded_since_ms = s->ckpt_opno != s->durable_opno ? gd_now_ms() : 0;
-        srv->m.loads_durable++;
+        ss->m->loads_durable++;
     } else {
         /* The durable store has never seen it: its first row is a checkpoint. */
         s->durable_opno = -1;
         s->kv_opno = src == GD_SRC_KV ? 0 : -1;
-        if (add_checkpoint(srv, s, true) != 0) {
+        if (add_checkpoint(ss, s, true) != 0) {
             /* Without its first checkpoint its ops could never be recovered. */
             gd_log(GD_LOG_ERROR, "session %s: out of memory queueing its checkpoint", s->id);
             gd_job_free(job);
-            fail_load(srv, s, -ENOMEM);
+            fail_load(ss, s, -ENOMEM);
             return;
         }
-        gd_sessions_schedule_flush(srv);
+        gd_sessions_schedule_flush(ss);
         if (src == GD_SRC_KV)
-            srv->m.loads_kv++;
+            ss->m->loads_kv++;
         else
-            srv->m.loads_default++;
+            ss->m->loads_default++;
     }
     gd_log(GD_LOG_INFO,
            "session %s: loaded from %s (opno %llu, serverSeq %llu, %d ops replayed, %.2f ms)",
@@ -625,16 +635,16 @@ static void on_load_done(gd_job *job)
     for (int i = 0; i < s->nplayers; i++) {
         gd_conn *c = s->players[i];
         if (!c->joined) {
-            complete_join(srv, s, c);
+            complete_join(ss, s, c);
         } else {
-            if (s->resync) send_snapshot(srv, s, c); /* reloaded after a failed commit */
+            if (s->resync) send_snapshot(ss, s, c); /* reloaded after a failed commit */
             gd_ws_release(c, GD_RX_SESSION);
         }
     }
     s->resync = false;
-    touch_session(srv, s);
+    touch_session(ss, s);
     for (int i = 0; i < s->nplayers; i++)
-        if (s->players[i]->nstalled) replay_stalled(srv, s->players[i]);
+        if (s->players[i]->nstalled) replay_stalled(ss, s->players[i]);
     for (gd_conn *c = s->waiters, *n; c; c = n) {
         n = c->wnext;
         if (c->wait == GD_WAIT_LOAD) {
@@ -645,7 +655,7 @@ static void on_load_done(gd_job *job)
     }
 }
 
-gd_session *gd_session_create(gd_server *srv, gd_record *rec)
+gd_session *gd_session_create(gd_sessions *ss, gd_record *rec)
 {
     gd_session *s = session_new(rec->id);
     if (!s) return NULL;
@@ -654,25 +664,25 @@ gd_session *gd_session_create(gd_server *srv, gd_record *rec)
     gd_state_init(&rec->state);
     s->st = GD_SESS_LIVE;
     s->empty_since_ms = gd_now_ms();
-    if (gd_idset_add(&srv->ids, s->id) != 0 || add_checkpoint(srv, s, true) != 0) {
+    if (gd_idset_add(&ss->ids, s->id) != 0 || add_checkpoint(ss, s, true) != 0) {
         gd_record_clear(&s->rec);
         free(s);
         return NULL;
     }
-    table_insert(srv, s);
-    touch_session(srv, s);
-    srv->m.sessions_created++;
-    gd_sessions_schedule_flush(srv);
+    table_insert(ss, s);
+    touch_session(ss, s);
+    ss->m->sessions_created++;
+    gd_sessions_schedule_flush(ss);
     return s;
 }
 
 /* ---- the single writer ------------------------------------------------ */
 
-int gd_session_apply_op(gd_server *srv, gd_session *s, gd_op *op, gd_conn *sender,
+int gd_session_apply_op(gd_sessions *ss, gd_session *s, gd_op *op, gd_conn *sender,
                         const char *client_seq, gd_op_err *err, int64_t *opno)
 {
     assert(s->st == GD_SESS_LIVE);
-    gd_batch *b = open_batch(srv);
+    gd_batch *b = open_batch(ss);
     gd_buf log;
     gd_buf_init(&log);
     if (op->at == 0) op->at = gd_now_ms();
@@ -702,15 +712,15 @@ int gd_session_apply_op(gd_server *srv, gd_session *s, gd_op *op, gd_conn *sende
         b->senders[b->ns++] = (struct sender){
             sender->serial, s,    (int64_t)s->rec.opno, client_seq ? strdup(client_seq) : NULL,
             gd_now_us(),    false};
-    if ((int64_t)s->rec.opno - s->ckpt_opno >= srv->cfg.checkpoint_every)
-        add_checkpoint(srv, s, true);
-    srv->m.mutations[op->type]++;
+    if ((int64_t)s->rec.opno - s->ckpt_opno >= ss->cfg->checkpoint_every)
+        add_checkpoint(ss, s, true);
+    ss->m->mutations[op->type]++;
     *opno = (int64_t)s->rec.opno;
-    touch_session(srv, s);
+    touch_session(ss, s);
     s->last_op_ms = s->last_active_ms;
 
     if (op->type == GD_OP_REPLACE_STATE) {
-        gd_session_snapshot_all(srv, s);
+        gd_session_snapshot_all(ss, s);
     } else {
         gd_buf out;
         gd_buf_init(&out);
@@ -720,17 +730,17 @@ int gd_session_apply_op(gd_server *srv, gd_session *s, gd_op *op, gd_conn *sende
             out.len && !out.oom && !gd_fault("broadcast") ? gd_msg_new(out.p, out.len) : NULL;
         gd_buf_free(&out);
         if (!m) {
-            resync_players(srv, s); /* out of memory: never let a player miss a change */
+            resync_players(ss, s); /* out of memory: never let a player miss a change */
         } else {
             for (int i = 0; i < s->nplayers; i++) {
                 if (!s->players[i]->joined) continue;
-                gd_session_send(srv, s->players[i], m, *opno);
+                gd_session_send(ss, s->players[i], m, *opno);
                 if (sender && s->players[i] != sender) sender->fanout_tokens -= (double)m->len;
             }
         }
         gd_msg_unref(m);
     }
-    gd_sessions_schedule_flush(srv);
+    gd_sessions_schedule_flush(ss);
     return 0;
 }
 
@@ -746,25 +756,25 @@ static void close_player(gd_conn *c, uint16_t code, const char *reason)
 /* A broadcast could not be allocated: the players would silently diverge,
  * so each is told and closed (after what it already has queued); they
  * reconnect and start again from a fresh snapshot. */
-static void resync_players(gd_server *srv, gd_session *s)
+static void resync_players(gd_sessions *ss, gd_session *s)
 {
     gd_log(GD_LOG_ERROR, "session %s: out of memory broadcasting; closing %d players to resync",
            s->id, s->nplayers);
     for (int i = 0; i < s->nplayers; i++) {
         gd_conn *c = s->players[i];
-        gd_session_send_error(srv, c, GD_E_STORAGE_UNAVAILABLE, "Out of memory; reconnect", NULL);
+        gd_session_send_error(ss, c, GD_E_STORAGE_UNAVAILABLE, "Out of memory; reconnect", NULL);
         close_player(c, 1011, "out of memory");
     }
 }
 
-void gd_session_send(gd_server *srv, gd_conn *c, gd_msg *m, int64_t gate)
+void gd_session_send(gd_sessions *ss, gd_conn *c, gd_msg *m, int64_t gate)
 {
     if (c->closing) return;
-    if (gd_conn_enqueue(c, m, gate, (size_t)srv->cfg.out_cap_kb * 1024) != 0) {
+    if (gd_conn_enqueue(c, m, gate, (size_t)ss->cfg->out_cap_kb * 1024) != 0) {
         gd_log(GD_LOG_WARN, "conn %llu session %s: output queue over %d KiB, closing slow reader",
                (unsigned long long)c->serial, c->session ? c->session->id : "-",
-               srv->cfg.out_cap_kb);
-        srv->m.lagging_closed++;
+               ss->cfg->out_cap_kb);
+        ss->m->lagging_closed++;
         gd_conn_clear_queue(c);
         gd_ws_close(c, 1008, "slow reader");
         return;
@@ -773,31 +783,31 @@ void gd_session_send(gd_server *srv, gd_conn *c, gd_msg *m, int64_t gate)
     if (gd_conn_can_send(c, durable)) gd_conn_want_write(c);
 }
 
-static void send_buf(gd_server *srv, gd_conn *c, gd_buf *b, int64_t gate)
+static void send_buf(gd_sessions *ss, gd_conn *c, gd_buf *b, int64_t gate)
 {
     gd_msg *m = b->oom ? NULL : gd_msg_new(b->p, b->len);
-    if (m) gd_session_send(srv, c, m, gate);
+    if (m) gd_session_send(ss, c, m, gate);
     gd_msg_unref(m);
 }
 
-void gd_session_send_error(gd_server *srv, gd_conn *c, const char *code, const char *message,
+void gd_session_send_error(gd_sessions *ss, gd_conn *c, const char *code, const char *message,
                            const char *client_seq)
 {
-    send_error(srv, c, code, message, client_seq, 0);
+    send_error(ss, c, code, message, client_seq, 0);
 }
 
 /* An error that depends on the session's state (TRACK_NOT_FOUND,
  * TOO_MANY_TRACKS) is decided on applied state, which may not be durable
  * yet: gate it like a broadcast, so that it never reveals a change whose
  * commit could still fail. */
-static void send_error(gd_server *srv, gd_conn *c, const char *code, const char *message,
+static void send_error(gd_sessions *ss, gd_conn *c, const char *code, const char *message,
                        const char *client_seq, int64_t gate)
 {
     gd_session *s = c->session;
     if (s && gate > s->durable_opno) {
         /* If the batch that holds that state fails, this refusal was wrong
          * too: the sender then hears STORAGE_UNAVAILABLE instead of it. */
-        gd_batch *b = s->touch_batch ? s->touch_batch : srv->inflight;
+        gd_batch *b = s->touch_batch ? s->touch_batch : ss->inflight;
         if (b && batch_reserve(b) == 0)
             b->senders[b->ns++] = (sender){
                 c->serial, s, gate, client_seq ? strdup(client_seq) : NULL, gd_now_us(), true};
@@ -810,9 +820,9 @@ static void send_error(gd_server *srv, gd_conn *c, const char *code, const char 
     gd_json_str(&b, message);
     if (client_seq) gd_buf_printf(&b, ",\"clientSeq\":%s", client_seq);
     gd_buf_putc(&b, '}');
-    send_buf(srv, c, &b, gate);
+    send_buf(ss, c, &b, gate);
     gd_buf_free(&b);
-    gd_metrics *m = &srv->m;
+    gd_metrics *m = ss->m;
     uint64_t *counter = strcmp(code, GD_E_INVALID_JSON) == 0          ? &m->rejected_invalid_json
                         : strcmp(code, GD_E_MESSAGE_TOO_LARGE) == 0   ? &m->rejected_too_large
                         : strcmp(code, GD_E_UNKNOWN_TYPE) == 0        ? &m->rejected_unknown_type
@@ -842,9 +852,9 @@ static void write_player(gd_buf *b, const gd_conn *c)
     gd_buf_putc(b, '}');
 }
 
-static gd_msg *build_snapshot(gd_server *srv, gd_session *s, gd_conn *to)
+static gd_msg *build_snapshot(gd_sessions *ss, gd_session *s, gd_conn *to)
 {
-    (void)srv;
+    (void)ss;
     gd_buf b;
     gd_buf_init(&b);
     gd_buf_puts(&b, "{\"type\":\"snapshot\",\"state\":");
@@ -883,55 +893,55 @@ static gd_msg *build_snapshot(gd_server *srv, gd_session *s, gd_conn *to)
     return m;
 }
 
-static void send_snapshot(gd_server *srv, gd_session *s, gd_conn *c)
+static void send_snapshot(gd_sessions *ss, gd_session *s, gd_conn *c)
 {
-    gd_msg *m = build_snapshot(srv, s, c);
+    gd_msg *m = build_snapshot(ss, s, c);
     if (m) {
-        gd_session_send(srv, c, m, (int64_t)s->rec.opno);
+        gd_session_send(ss, c, m, (int64_t)s->rec.opno);
     } else { /* out of memory: a player without the state must not stay */
-        gd_session_send_error(srv, c, GD_E_STORAGE_UNAVAILABLE, "Out of memory; reconnect", NULL);
+        gd_session_send_error(ss, c, GD_E_STORAGE_UNAVAILABLE, "Out of memory; reconnect", NULL);
         close_player(c, 1011, "out of memory");
     }
     gd_msg_unref(m);
 }
 
-void gd_session_snapshot_all(gd_server *srv, gd_session *s)
+void gd_session_snapshot_all(gd_sessions *ss, gd_session *s)
 {
     for (int i = 0; i < s->nplayers; i++)
-        if (s->players[i]->joined) send_snapshot(srv, s, s->players[i]);
+        if (s->players[i]->joined) send_snapshot(ss, s, s->players[i]);
 }
 
 /* Sends b to every joined player except `except`. */
-static void send_others(gd_server *srv, gd_session *s, gd_conn *except, gd_buf *b, int64_t gate)
+static void send_others(gd_sessions *ss, gd_session *s, gd_conn *except, gd_buf *b, int64_t gate)
 {
     gd_msg *m = b->oom ? NULL : gd_msg_new(b->p, b->len);
     for (int i = 0; m && i < s->nplayers; i++)
         if (s->players[i]->joined && s->players[i] != except)
-            gd_session_send(srv, s->players[i], m, gate);
+            gd_session_send(ss, s->players[i], m, gate);
     gd_msg_unref(m);
 }
 
 /* ---- players ---------------------------------------------------------- */
 
-static void complete_join(gd_server *srv, gd_session *s, gd_conn *c)
+static void complete_join(gd_sessions *ss, gd_session *s, gd_conn *c)
 {
     c->joined = true;
-    send_snapshot(srv, s, c);
+    send_snapshot(ss, s, c);
     gd_buf b;
     gd_buf_init(&b);
     gd_buf_puts(&b, "{\"type\":\"player_joined\",\"player\":");
     write_player(&b, c);
     gd_buf_putc(&b, '}');
-    send_others(srv, s, c, &b, 0);
+    send_others(ss, s, c, &b, 0);
     gd_buf_free(&b);
     gd_ws_release(c, GD_RX_SESSION);
     gd_log(GD_LOG_INFO, "session %s: player %s (%s) joined, %d connected", s->id, c->player_id,
            c->ident.name, s->nplayers);
 }
 
-void gd_session_join(gd_server *srv, gd_session *s, gd_conn *c)
+void gd_session_join(gd_sessions *ss, gd_session *s, gd_conn *c)
 {
-    touch_session(srv, s);
+    touch_session(ss, s);
     if (s->st == GD_SESS_LIVE) {
         s->rec.last_accessed_at = s->last_active_ms;
         s->access_dirty = true;
@@ -940,12 +950,12 @@ void gd_session_join(gd_server *srv, gd_session *s, gd_conn *c)
     s->players[s->nplayers++] = c;
     s->empty_since_ms = 0;
     if (s->st == GD_SESS_LIVE)
-        complete_join(srv, s, c);
+        complete_join(ss, s, c);
     else
         gd_ws_hold(c, GD_RX_SESSION);
 }
 
-void gd_session_leave(gd_server *srv, gd_conn *c)
+void gd_session_leave(gd_sessions *ss, gd_conn *c)
 {
     gd_session *s = c->session;
     gd_conn_clear_queue(c);
@@ -961,7 +971,7 @@ void gd_session_leave(gd_server *srv, gd_conn *c)
     memmove(&s->players[k], &s->players[k + 1],
             (size_t)(s->nplayers - k - 1) * sizeof(*s->players));
     s->nplayers--;
-    touch_session(srv, s);
+    touch_session(ss, s);
     if (c->joined) {
         gd_buf b;
         gd_buf_init(&b);
@@ -969,13 +979,13 @@ void gd_session_leave(gd_server *srv, gd_conn *c)
             gd_buf_puts(&b, "{\"type\":\"playback_stopped\",\"playerId\":");
             gd_json_str(&b, c->player_id);
             gd_buf_putc(&b, '}');
-            send_others(srv, s, c, &b, 0);
+            send_others(ss, s, c, &b, 0);
             gd_buf_reset(&b);
         }
         gd_buf_puts(&b, "{\"type\":\"player_left\",\"playerId\":");
         gd_json_str(&b, c->player_id);
         gd_buf_putc(&b, '}');
-        send_others(srv, s, c, &b, 0);
+        send_others(ss, s, c, &b, 0);
         gd_buf_free(&b);
     }
     c->joined = false;
@@ -984,7 +994,7 @@ void gd_session_leave(gd_server *srv, gd_conn *c)
     if (s->nplayers == 0) {
         s->empty_since_ms = gd_now_ms();
         s->kv_flush_wanted = true;
-        try_kv_flush(srv, s);
+        try_kv_flush(ss, s);
     }
 }
 
@@ -999,9 +1009,9 @@ void gd_session_leave(gd_server *srv, gd_conn *c)
  * flood slows its sender down instead of pushing the players it floods
  * over their output cap.
  */
-static bool fanout_ok(gd_server *srv, gd_conn *c)
+static bool fanout_ok(gd_sessions *ss, gd_conn *c)
 {
-    double rate = (double)srv->cfg.fanout_kb * 1024, cap = 2 * rate;
+    double rate = (double)ss->cfg->fanout_kb * 1024, cap = 2 * rate;
     int64_t now = gd_now_us();
     if (c->fanout_at_us == 0)
         c->fanout_tokens = cap;
@@ -1017,16 +1027,16 @@ static bool fanout_ok(gd_server *srv, gd_conn *c)
  * cursor, superseded by the next one) are not queued to a player whose
  * queue is over a quarter of the cap: they are dropped, never a reason to
  * cut a slow reader off. */
-static void relay(gd_server *srv, gd_session *s, gd_conn *from, gd_buf *b, int64_t gate,
+static void relay(gd_sessions *ss, gd_session *s, gd_conn *from, gd_buf *b, int64_t gate,
                   bool include_from, bool ephemeral)
 {
     gd_msg *m = b->oom ? NULL : gd_msg_new(b->p, b->len);
-    size_t cap = (size_t)srv->cfg.out_cap_kb * 1024;
+    size_t cap = (size_t)ss->cfg->out_cap_kb * 1024;
     for (int i = 0; m && i < s->nplayers; i++) {
         gd_conn *to = s->players[i];
         if (!to->joined || (to == from && !include_from)) continue;
         if (ephemeral && to->qbytes > cap / 4) continue;
-        gd_session_send(srv, to, m, gate);
+        gd_session_send(ss, to, m, gate);
         if (to != from) from->fanout_tokens -= (double)m->len;
     }
     gd_msg_unref(m);
@@ -1059,7 +1069,7 @@ static bool write_position(gd_buf *b, const json_t *pos)
     return true;
 }
 
-static void handle_readonly(gd_server *srv, gd_session *s, gd_conn *c, const char *type,
+static void handle_readonly(gd_sessions *ss, gd_session *s, gd_conn *c, const char *type,
                             json_t *msg, const char *client_seq)
 {
     gd_buf b;
@@ -1077,7 +1087,7 @@ static void handle_readonly(gd_server *srv, gd_session *s, gd_conn *c, const cha
         }
         gd_buf_putc(&b, '}');
         /* playback_started carries the tempo, which may not be durable yet. */
-        relay(srv, s, c, &b, play ? (int64_t)s->rec.opno : 0, true, false);
+        relay(ss, s, c, &b, play ? (int64_t)s->rec.opno : 0, true, false);
     } else if (strcmp(type, "state_hash") == 0) {
         char h[9] = "";
         gd_state_hash(&s->rec.state, h);
@@ -1086,13 +1096,13 @@ static void handle_readonly(gd_server *srv, gd_session *s, gd_conn *c, const cha
             gd_buf_puts(&b, "{\"type\":\"state_hash_match\"}");
         else
             gd_buf_printf(&b, "{\"type\":\"state_mismatch\",\"serverHash\":\"%s\"}", h);
-        send_buf(srv, c, &b, (int64_t)s->rec.opno);
+        send_buf(ss, c, &b, (int64_t)s->rec.opno);
     } else if (strcmp(type, "request_snapshot") == 0) {
-        send_snapshot(srv, s, c);
+        send_snapshot(ss, s, c);
     } else if (strcmp(type, "clock_sync_request") == 0) {
         json_t *ct = json_object_get(msg, "clientTime");
         if (ct && (!json_is_number(ct) || !isfinite(json_number_value(ct)))) {
-            gd_session_send_error(srv, c, GD_E_INVALID_FIELD, "clientTime must be a number",
+            gd_session_send_error(ss, c, GD_E_INVALID_FIELD, "clientTime must be a number",
                                   client_seq);
             gd_buf_free(&b);
             return;
@@ -1103,13 +1113,13 @@ static void handle_readonly(gd_server *srv, gd_session *s, gd_conn *c, const cha
             gd_json_num(&b, json_number_value(ct));
         }
         gd_buf_printf(&b, ",\"serverTime\":%lld}", (long long)gd_now_ms());
-        send_buf(srv, c, &b, 0);
+        send_buf(ss, c, &b, 0);
     } else { /* cursor_move */
         gd_buf_puts(&b, "{\"type\":\"cursor_moved\",\"playerId\":");
         gd_json_str(&b, c->player_id);
         gd_buf_puts(&b, ",\"position\":");
         if (!write_position(&b, json_object_get(msg, "position"))) {
-            gd_session_send_error(srv, c, GD_E_INVALID_FIELD,
+            gd_session_send_error(ss, c, GD_E_INVALID_FIELD,
                                   "position must be an object with numbers x and y", client_seq);
             gd_buf_free(&b);
             return;
@@ -1119,7 +1129,7 @@ static void handle_readonly(gd_server *srv, gd_session *s, gd_conn *c, const cha
         gd_buf_puts(&b, ",\"name\":");
         gd_json_str(&b, c->ident.name);
         gd_buf_putc(&b, '}');
-        relay(srv, s, c, &b, 0, false, true);
+        relay(ss, s, c, &b, 0, false, true);
     }
     gd_buf_free(&b);
 }
@@ -1140,19 +1150,19 @@ static int client_seq_of(const json_t *msg, char **out)
     return 0;
 }
 
-void gd_session_on_rate_limited(gd_server *srv, gd_conn *c, const char *data, size_t len)
+void gd_session_on_rate_limited(gd_sessions *ss, gd_conn *c, const char *data, size_t len)
 {
     if (!c->session || c->closing) return;
     json_error_t jerr;
     json_t *msg = json_loadb(data, len, JSON_DECODE_INT_AS_REAL | JSON_DECODE_ANY, &jerr);
     char *client_seq = NULL;
     if (json_is_object(msg)) client_seq_of(msg, &client_seq);
-    gd_session_send_error(srv, c, GD_E_RATE_LIMITED, "Too many messages; slow down", client_seq);
+    gd_session_send_error(ss, c, GD_E_RATE_LIMITED, "Too many messages; slow down", client_seq);
     free(client_seq);
     json_decref(msg);
 }
 
-void gd_session_on_message(gd_server *srv, gd_conn *c, const char *data, size_t len)
+void gd_session_on_message(gd_sessions *ss, gd_conn *c, const char *data, size_t len)
 {
     gd_session *s = c->session;
     if (!s || c->closing) return;
@@ -1161,17 +1171,17 @@ void gd_session_on_message(gd_server *srv, gd_conn *c, const char *data, size_t 
     json_error_t jerr;
     json_t *msg = json_loadb(data, len, JSON_DECODE_INT_AS_REAL | JSON_DECODE_ANY, &jerr);
     if (!msg) {
-        gd_session_send_error(srv, c, GD_E_INVALID_JSON, "Invalid JSON", NULL);
+        gd_session_send_error(ss, c, GD_E_INVALID_JSON, "Invalid JSON", NULL);
         return;
     }
     if (!json_is_object(msg)) {
-        gd_session_send_error(srv, c, GD_E_INVALID_JSON, "Message must be a JSON object", NULL);
+        gd_session_send_error(ss, c, GD_E_INVALID_JSON, "Message must be a JSON object", NULL);
         json_decref(msg);
         return;
     }
     char *client_seq = NULL;
     if (client_seq_of(msg, &client_seq) != 0) {
-        gd_session_send_error(srv, c, GD_E_INVALID_FIELD, "seq must be a number", NULL);
+        gd_session_send_error(ss, c, GD_E_INVALID_FIELD, "seq must be a number", NULL);
         json_decref(msg);
         return;
     }
@@ -1179,7 +1189,7 @@ void gd_session_on_message(gd_server *srv, gd_conn *c, const char *data, size_t 
         /* Not in memory (hibernated, or reloading after a failed commit):
          * hold the message, stop reading, and replay it after the load. */
         if (c->nstalled >= 64) {
-            gd_session_send_error(srv, c, GD_E_RATE_LIMITED,
+            gd_session_send_error(ss, c, GD_E_RATE_LIMITED,
                                   "Too many messages while the "
                                   "session loads; retry",
                                   client_seq);
@@ -1192,14 +1202,14 @@ void gd_session_on_message(gd_server *srv, gd_conn *c, const char *data, size_t 
         gd_ws_hold(c, GD_RX_SESSION);
         if (s->st == GD_SESS_HIBERNATED) {
             gd_log(GD_LOG_INFO, "session %s: waking from hibernation", s->id);
-            submit_load(srv, s); /* on failure c was told and is closing */
+            submit_load(ss, s); /* on failure c was told and is closing */
         }
         goto out;
     }
     json_t *ack = json_object_get(msg, "ack");
     if (json_is_number(ack) && json_number_value(ack) >= 0 &&
         (double)s->rec.server_seq - json_number_value(ack) > 50)
-        send_snapshot(srv, s, c);
+        send_snapshot(ss, s, c);
 
     const char *type = json_string_value(json_object_get(msg, "type"));
     /* Everything but the four answered to the sender alone reaches the
@@ -1208,8 +1218,8 @@ void gd_session_on_message(gd_server *srv, gd_conn *c, const char *data, size_t 
     bool to_others = true;
     for (size_t i = 0; type && i < sizeof(own) / sizeof(own[0]); i++)
         if (strcmp(type, own[i]) == 0) to_others = false;
-    if (to_others && !fanout_ok(srv, c)) {
-        gd_session_send_error(srv, c, GD_E_RATE_LIMITED,
+    if (to_others && !fanout_ok(ss, c)) {
+        gd_session_send_error(ss, c, GD_E_RATE_LIMITED,
                               "Too much output for the other players; slow down", client_seq);
         goto out;
     }
@@ -1217,14 +1227,14 @@ void gd_session_on_message(gd_server *srv, gd_conn *c, const char *data, size_t 
         "play", "stop", "state_hash", "request_snapshot", "clock_sync_request", "cursor_move"};
     for (size_t i = 0; type && i < sizeof(readonly) / sizeof(readonly[0]); i++) {
         if (strcmp(type, readonly[i]) == 0) {
-            handle_readonly(srv, s, c, type, msg, client_seq);
+            handle_readonly(ss, s, c, type, msg, client_seq);
             goto out;
         }
     }
 
     /* The published gate comes before field validation, as in the reference. */
     if (s->rec.immutable && gd_op_is_mutating(gd_op_type_from_name(type, false))) {
-        gd_session_send_error(srv, c, GD_E_SESSION_PUBLISHED,
+        gd_session_send_error(ss, c, GD_E_SESSION_PUBLISHED,
                               "This session is published and cannot be edited. Remix it to "
                               "create an editable copy.",
                               client_seq);
@@ -1233,27 +1243,27 @@ void gd_session_on_message(gd_server *srv, gd_conn *c, const char *data, size_t 
     gd_op op;
     gd_op_err err;
     if (gd_op_parse(msg, false, &op, &err) != 0) {
-        gd_session_send_error(srv, c, err.code, err.message, client_seq);
+        gd_session_send_error(ss, c, err.code, err.message, client_seq);
         goto out;
     }
     if (s->rec.immutable) {
         /* mute/solo on a published session: relayed to the players, never stored. */
         if (gd_state_find_track(&s->rec.state, op.track_id) < 0) {
-            send_error(srv, c, GD_E_TRACK_NOT_FOUND, "Track not found", client_seq,
+            send_error(ss, c, GD_E_TRACK_NOT_FOUND, "Track not found", client_seq,
                        (int64_t)s->rec.opno);
         } else {
             gd_buf b;
             gd_buf_init(&b);
             gd_apply_res res = {0};
             gd_op_write_broadcast(&b, &s->rec, &op, &res, c->player_id, NULL);
-            relay(srv, s, c, &b, (int64_t)s->rec.opno, true, false);
+            relay(ss, s, c, &b, (int64_t)s->rec.opno, true, false);
 
             gd_buf_free(&b);
         }
     } else {
         int64_t opno;
-        if (gd_session_apply_op(srv, s, &op, c, client_seq, &err, &opno) != 0)
-            send_error(srv, c, err.code, err.message, client_seq, (int64_t)s->rec.opno);
+        if (gd_session_apply_op(ss, s, &op, c, client_seq, &err, &opno) != 0)
+            send_error(ss, c, err.code, err.message, client_seq, (int64_t)s->rec.opno);
     }
     gd_op_clear(&op);
 out:
@@ -1273,9 +1283,9 @@ static void link_waiter(gd_session *s, gd_conn *c)
     s->waiters = c;
 }
 
-void gd_session_wait_load(gd_server *srv, gd_session *s, gd_conn *c, gd_session_wait_cb cb)
+void gd_session_wait_load(gd_sessions *ss, gd_session *s, gd_conn *c, gd_session_wait_cb cb)
 {
-    touch_session(srv, s);
+    touch_session(ss, s);
     if (s->st == GD_SESS_LIVE) {
         cb(c, s, 0);
         return;
@@ -1285,7 +1295,7 @@ void gd_session_wait_load(gd_server *srv, gd_session *s, gd_conn *c, gd_session_
     link_waiter(s, c);
 }
 
-void gd_session_wait_durable(gd_server *srv, gd_session *s, gd_conn *c, int64_t opno,
+void gd_session_wait_durable(gd_sessions *ss, gd_session *s, gd_conn *c, int64_t opno,
                              gd_session_wait_cb cb)
 {
     if (s->durable_opno >= opno) {
@@ -1322,7 +1332,7 @@ static void on_kv_done(gd_job *job)
     gd_job_free(job);
 }
 
-static void kv_put(gd_server *srv, gd_session *s)
+static void kv_put(gd_sessions *ss, gd_session *s)
 {
     gd_job *job = gd_job_new(GD_JOB_KV_PUT);
     if (!job) return;
@@ -1337,63 +1347,63 @@ static void kv_put(gd_server *srv, gd_session *s)
     snprintf(job->id, sizeof(job->id), "%s", s->id);
     job->updated_at = s->rec.updated_at;
     job->ckpt_opno = (int64_t)s->rec.opno; /* which version this write holds */
-    job->arg = srv;
+    job->arg = ss;
     job->done = on_kv_done;
-    gd_store_submit(srv->store, job);
+    gd_store_submit(ss->store, job);
     s->kv_opno = (int64_t)s->rec.opno;
-    srv->m.kv_writes_requested++;
+    ss->m->kv_writes_requested++;
     gd_log(GD_LOG_DEBUG, "session %s: KV view write queued (opno %llu)", s->id,
            (unsigned long long)s->rec.opno);
 }
 
 /* Writes the KV view once it would not be ahead of the durable store. */
-static void try_kv_flush(gd_server *srv, gd_session *s)
+static void try_kv_flush(gd_sessions *ss, gd_session *s)
 {
     if (s->st != GD_SESS_LIVE || s->durable_opno != (int64_t)s->rec.opno)
         return; /* retried from release() when the batch commits */
     s->kv_flush_wanted = false;
-    if (s->kv_opno != (int64_t)s->rec.opno) kv_put(srv, s);
+    if (s->kv_opno != (int64_t)s->rec.opno) kv_put(ss, s);
 }
 
 /* Drops the state of a session whose players have all been silent for
  * --hibernate-after seconds, once its checkpoint is current and durable
  * (queued here when it is not; a later tick finishes). The players stay
  * connected; their next message reloads the state. */
-static bool hibernate_if_silent(gd_server *srv, gd_session *s, int64_t now, bool force)
+static bool hibernate_if_silent(gd_sessions *ss, gd_session *s, int64_t now, bool force)
 {
-    int64_t after = (int64_t)srv->cfg.hibernate_after * 1000;
+    int64_t after = (int64_t)ss->cfg->hibernate_after * 1000;
     for (int i = 0; i < s->nplayers; i++)
         if (!s->players[i]->joined || (!force && now - s->players[i]->last_message_at < after))
             return false;
     if (s->ckpt_opno != (int64_t)s->rec.opno || s->access_dirty) {
-        add_checkpoint(srv, s, true);
+        add_checkpoint(ss, s, true);
         return false;
     }
-    if (s->kv_opno != (int64_t)s->rec.opno) kv_put(srv, s);
+    if (s->kv_opno != (int64_t)s->rec.opno) kv_put(ss, s);
     gd_log(GD_LOG_INFO, "session %s: hibernated (%d players silent for %llds, opno %llu)", s->id,
            s->nplayers, (long long)(after / 1000), (unsigned long long)s->rec.opno);
-    srv->m.hibernations++;
+    ss->m->hibernations++;
     gd_record_clear(&s->rec);
     gd_state_init(&s->rec.state);
     s->st = GD_SESS_HIBERNATED;
-    touch_session(srv, s);
+    touch_session(ss, s);
     return true;
 }
 
 /* Evicts one idle, durable session: writes its KV view if behind, then frees
  * it now if its checkpoint is current, else once the checkpoint queued here
  * is durable (on_commit_done). Returns true when it was freed now. */
-static bool evict_idle(gd_server *srv, gd_session *s, const char *why)
+static bool evict_idle(gd_sessions *ss, gd_session *s, const char *why)
 {
-    if (s->kv_opno != (int64_t)s->rec.opno) kv_put(srv, s);
+    if (s->kv_opno != (int64_t)s->rec.opno) kv_put(ss, s);
     if (s->ckpt_opno != (int64_t)s->rec.opno || s->access_dirty) {
-        if (add_checkpoint(srv, s, true) == 0) s->evicting = true;
+        if (add_checkpoint(ss, s, true) == 0) s->evicting = true;
         return false;
     }
     gd_log(GD_LOG_INFO, "session %s: evicted (%s, opno %llu)", s->id, why,
            (unsigned long long)s->rec.opno);
-    srv->m.evictions++;
-    session_free(srv, s);
+    ss->m->evictions++;
+    session_free(ss, s);
     return true;
 }
 
@@ -1405,21 +1415,21 @@ static int by_last_active(const void *a, const void *b)
 
 /* Over the memory budget: evict sessions without players, and hibernate
  * those with players, least recently used first, until under it. */
-static void enforce_budget(gd_server *srv)
+static void enforce_budget(gd_sessions *ss)
 {
     /* Sessions already on their way out (freed once their checkpoint is
      * durable) do not count: evicting more for them would overshoot. */
     size_t total = 0, n = 0;
-    for (size_t i = 0; i < srv->sessions.nbuckets; i++)
-        for (gd_session *s = srv->sessions.buckets[i]; s; s = s->hnext)
+    for (size_t i = 0; i < ss->nbuckets; i++)
+        for (gd_session *s = ss->buckets[i]; s; s = s->hnext)
             total += s->evicting ? 0 : s->mem_bytes, n++;
-    size_t budget = (size_t)srv->cfg.memory_budget_mb * 1024 * 1024;
+    size_t budget = (size_t)ss->cfg->memory_budget_mb * 1024 * 1024;
     if (total <= budget) return;
     gd_session **cand = malloc(n * sizeof(*cand));
     if (!cand) return;
     size_t k = 0;
-    for (size_t i = 0; i < srv->sessions.nbuckets; i++)
-        for (gd_session *s = srv->sessions.buckets[i]; s; s = s->hnext)
+    for (size_t i = 0; i < ss->nbuckets; i++)
+        for (gd_session *s = ss->buckets[i]; s; s = s->hnext)
             if (s->st == GD_SESS_LIVE && !s->waiters && !s->batch_refs && !s->evicting &&
                 s->durable_opno == (int64_t)s->rec.opno)
                 cand[k++] = s;
@@ -1429,15 +1439,15 @@ static void enforce_budget(gd_server *srv)
         gd_session *s = cand[i];
         size_t before = s->mem_bytes;
         if (s->nplayers) {
-            if (hibernate_if_silent(srv, s, now, true)) {
-                srv->m.budget_evictions++;
+            if (hibernate_if_silent(ss, s, now, true)) {
+                ss->m->budget_evictions++;
                 total -= before - s->mem_bytes;
             }
-        } else if (evict_idle(srv, s, "memory budget")) { /* s is freed */
-            srv->m.budget_evictions++;
+        } else if (evict_idle(ss, s, "memory budget")) { /* s is freed */
+            ss->m->budget_evictions++;
             total -= before;
         } else if (s->evicting) { /* freed once its checkpoint is durable */
-            srv->m.budget_evictions++;
+            ss->m->budget_evictions++;
             total -= before;
         }
     }
@@ -1448,53 +1458,53 @@ static void enforce_budget(gd_server *srv)
  * is behind, and frees them at once when their checkpoint is current, or
  * once the checkpoint queued here is durable (on_commit_done). Loads can
  * then always start from a checkpoint alone. */
-void gd_sessions_tick(gd_server *srv)
+void gd_sessions_tick(gd_sessions *ss)
 {
     int64_t now = gd_now_ms();
-    int64_t after = (int64_t)srv->cfg.evict_after * 1000;
-    for (size_t i = 0; i < srv->sessions.nbuckets; i++) {
-        for (gd_session *s = srv->sessions.buckets[i], *n; s; s = n) {
+    int64_t after = (int64_t)ss->cfg->evict_after * 1000;
+    for (size_t i = 0; i < ss->nbuckets; i++) {
+        for (gd_session *s = ss->buckets[i], *n; s; s = n) {
             n = s->hnext;
             if (s->st == GD_SESS_LIVE && !s->evicting && s->ckpt_opno != (int64_t)s->rec.opno &&
                 s->durable_opno == (int64_t)s->rec.opno &&
-                (now - s->last_op_ms >= (int64_t)srv->cfg.checkpoint_idle * 1000 ||
+                (now - s->last_op_ms >= (int64_t)ss->cfg->checkpoint_idle * 1000 ||
                  (s->unfolded_since_ms &&
-                  now - s->unfolded_since_ms >= (int64_t)srv->cfg.checkpoint_max_age * 1000))) {
+                  now - s->unfolded_since_ms >= (int64_t)ss->cfg->checkpoint_max_age * 1000))) {
                 /* Quiet for a while, or ops out of a checkpoint for too long
                  * (a trickle): fold them so the op log can be trimmed. */
                 gd_log(GD_LOG_DEBUG, "session %s: checkpoint (ops unfolded for %llds)", s->id,
                        (long long)(now - s->unfolded_since_ms) / 1000);
-                add_checkpoint(srv, s, true);
+                add_checkpoint(ss, s, true);
             }
             if (s->st == GD_SESS_LIVE && s->nplayers && !s->waiters && !s->batch_refs &&
                 !s->evicting && s->durable_opno == (int64_t)s->rec.opno) {
-                hibernate_if_silent(srv, s, now, false);
+                hibernate_if_silent(ss, s, now, false);
                 continue;
             }
             if (s->st == GD_SESS_HIBERNATED && !s->nplayers && !s->waiters && !s->batch_refs) {
                 /* Its checkpoint and KV view were written when it hibernated. */
                 gd_log(GD_LOG_INFO, "session %s: evicted while hibernated", s->id);
-                srv->m.evictions++;
-                session_free(srv, s);
+                ss->m->evictions++;
+                session_free(ss, s);
                 continue;
             }
-            if (s->kv_flush_wanted && s->st == GD_SESS_LIVE) try_kv_flush(srv, s);
+            if (s->kv_flush_wanted && s->st == GD_SESS_LIVE) try_kv_flush(ss, s);
             if (s->evicting || s->st != GD_SESS_LIVE || s->nplayers || s->waiters ||
                 s->batch_refs || s->durable_opno != (int64_t)s->rec.opno ||
                 now - s->empty_since_ms < after)
                 continue;
-            evict_idle(srv, s, "idle");
+            evict_idle(ss, s, "idle");
         }
     }
-    enforce_budget(srv);
-    gd_sessions_schedule_flush(srv);
+    enforce_budget(ss);
+    gd_sessions_schedule_flush(ss);
 }
 
-bool gd_sessions_flush_all(gd_server *srv)
+bool gd_sessions_flush_all(gd_sessions *ss)
 {
     bool done = true;
-    for (size_t i = 0; i < srv->sessions.nbuckets; i++) {
-        for (gd_session *s = srv->sessions.buckets[i]; s; s = s->hnext) {
+    for (size_t i = 0; i < ss->nbuckets; i++) {
+        for (gd_session *s = ss->buckets[i]; s; s = s->hnext) {
             if (s->st != GD_SESS_LIVE)
                 continue; /* a load in flight: nothing of it is ahead of the store */
             if (s->durable_opno != (int64_t)s->rec.opno) {
@@ -1502,14 +1512,14 @@ bool gd_sessions_flush_all(gd_server *srv)
                 continue;
             }
             if (s->kv_opno != (int64_t)s->rec.opno)
-                kv_put(srv, s); /* if it fails, the store rewrites it at the next start */
+                kv_put(ss, s); /* if it fails, the store rewrites it at the next start */
             if (s->ckpt_opno != (int64_t)s->rec.opno || s->access_dirty) {
-                add_checkpoint(srv, s, true);
+                add_checkpoint(ss, s, true);
                 done = false;
             }
         }
     }
-    gd_sessions_schedule_flush(srv);
-    return done && !srv->inflight && (!srv->open || srv->open->job->nrows == 0) &&
-           gd_store_pending(srv->store) == 0;
+    gd_sessions_schedule_flush(ss);
+    return done && !ss->inflight && (!ss->open || ss->open->job->nrows == 0) &&
+           gd_store_pending(ss->store) == 0;
 }

@@ -20,8 +20,41 @@
 #ifndef GD_SESSION_H
 #define GD_SESSION_H
 
+#include <libwebsockets.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
 #include "conn.h"
-#include "server.h"
+#include "idset.h"
+#include "metrics.h"
+#include "op.h"
+#include "store.h"
+
+#define GD_MAX_PLAYERS 10
+
+typedef struct gd_batch gd_batch;
+
+/*
+ * The sessions module's context: the registry of sessions in memory, the
+ * group-commit batches, and what the module borrows from the process. One
+ * per server, owned by whoever embeds it (gd_server), loop thread only.
+ */
+typedef struct gd_sessions {
+    /* Borrowed: set before the loop runs, valid until gd_sessions_free. */
+    const gd_config *cfg;
+    gd_metrics *m;
+    gd_store *store;         /* set once the store is open */
+    struct lws_context *ctx; /* the event loop, for the flush and budget timers; set once created */
+    /* Owned. */
+    gd_idset ids;         /* every session id the store or KV view knows */
+    gd_session **buckets; /* sessions in memory, a hash table by id */
+    size_t nbuckets, n;
+    gd_batch *open;     /* ops accepted since the last submission */
+    gd_batch *inflight; /* the batch being committed, or NULL */
+    bool flush_scheduled, budget_scheduled;
+    lws_sorted_usec_list_t flush_sul, budget_sul;
+} gd_sessions;
 
 typedef enum { GD_SESS_LOADING, GD_SESS_LIVE, GD_SESS_HIBERNATED } gd_sess_state;
 
@@ -53,36 +86,41 @@ struct gd_session {
     size_t mem_bytes;          /* estimate of the memory its state holds */
 };
 
-int gd_sessions_init(gd_server *srv);
-void gd_sessions_free(gd_server *srv);
+/* Initialises ss (its borrowed store and ctx start NULL: the caller sets
+ * them before the loop runs). 0 or -ENOMEM. */
+int gd_sessions_init(gd_sessions *ss, const gd_config *cfg, gd_metrics *m);
+/* Cancels the flush and budget timers (before the event loop goes). */
+void gd_sessions_cancel_timers(gd_sessions *ss);
+/* Frees every session, the open batch and the id set. */
+void gd_sessions_free(gd_sessions *ss);
 
-gd_session *gd_session_find(gd_server *srv, const char *id);
+gd_session *gd_session_find(gd_sessions *ss, const char *id);
 /* The session in memory, or a new LOADING one whose load was submitted.
  * NULL on OOM. The caller must check gd_idset_has first. */
-gd_session *gd_session_acquire(gd_server *srv, const char *id);
+gd_session *gd_session_acquire(gd_sessions *ss, const char *id);
 /* A new session from rec (moved into it; rec is left empty), durable once the
  * open batch commits. NULL on OOM. */
-gd_session *gd_session_create(gd_server *srv, gd_record *rec);
+gd_session *gd_session_create(gd_sessions *ss, gd_record *rec);
 
 /* Applies op (already validated) as `sender` (NULL for REST) and queues its
  * broadcast. Returns 0 and sets *opno to the op's number, or a negative errno
  * with err filled. The op stays owned by the caller. */
-int gd_session_apply_op(gd_server *srv, gd_session *s, gd_op *op, gd_conn *sender,
+int gd_session_apply_op(gd_sessions *ss, gd_session *s, gd_op *op, gd_conn *sender,
                         const char *client_seq, gd_op_err *err, int64_t *opno);
 
 /* WebSocket players. */
-void gd_session_join(gd_server *srv, gd_session *s, gd_conn *c);
-void gd_session_leave(gd_server *srv, gd_conn *c);
-void gd_session_on_message(gd_server *srv, gd_conn *c, const char *data, size_t len);
+void gd_session_join(gd_sessions *ss, gd_session *s, gd_conn *c);
+void gd_session_leave(gd_sessions *ss, gd_conn *c);
+void gd_session_on_message(gd_sessions *ss, gd_conn *c, const char *data, size_t len);
 /* A message refused by the connection's rate limit: answers RATE_LIMITED
  * with the message's clientSeq when it has one. */
-void gd_session_on_rate_limited(gd_server *srv, gd_conn *c, const char *data, size_t len);
+void gd_session_on_rate_limited(gd_sessions *ss, gd_conn *c, const char *data, size_t len);
 /* Queues m to c, closing c if its queue is over the cap. */
-void gd_session_send(gd_server *srv, gd_conn *c, gd_msg *m, int64_t gate);
-void gd_session_send_error(gd_server *srv, gd_conn *c, const char *code, const char *message,
+void gd_session_send(gd_sessions *ss, gd_conn *c, gd_msg *m, int64_t gate);
+void gd_session_send_error(gd_sessions *ss, gd_conn *c, const char *code, const char *message,
                            const char *client_seq);
 /* Sends a fresh snapshot to every player (after a REST replace). */
-void gd_session_snapshot_all(gd_server *srv, gd_session *s);
+void gd_session_snapshot_all(gd_sessions *ss, gd_session *s);
 
 /*
  * Requests waiting on a session (HTTP requests, through their connection):
@@ -104,16 +142,16 @@ void gd_session_snapshot_all(gd_server *srv, gd_session *s);
  * freed as soon as cb returns. The caller owns c, and unwaits it before it
  * goes away.
  */
-void gd_session_wait_load(gd_server *srv, gd_session *s, gd_conn *c, gd_session_wait_cb cb);
-void gd_session_wait_durable(gd_server *srv, gd_session *s, gd_conn *c, int64_t opno,
+void gd_session_wait_load(gd_sessions *ss, gd_session *s, gd_conn *c, gd_session_wait_cb cb);
+void gd_session_wait_durable(gd_sessions *ss, gd_session *s, gd_conn *c, int64_t opno,
                              gd_session_wait_cb cb);
 void gd_session_unwait(gd_conn *c);
 
 /* Flushes the open batch to the storage thread when it is idle. */
-void gd_sessions_schedule_flush(gd_server *srv);
+void gd_sessions_schedule_flush(gd_sessions *ss);
 /* Once a second: eviction of idle sessions, KV flushes. */
-void gd_sessions_tick(gd_server *srv);
+void gd_sessions_tick(gd_sessions *ss);
 /* Shutdown: writes every behind KV view and checkpoint. True when done. */
-bool gd_sessions_flush_all(gd_server *srv);
+bool gd_sessions_flush_all(gd_sessions *ss);
 
 #endif

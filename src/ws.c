@@ -76,9 +76,9 @@ int gd_ws_upgrade(gd_server *srv, gd_conn *c, const gd_reqhead *h)
     if (!ws_route(&h->target, id)) return refuse(fd, 404, json, "{\"error\":\"Not found\"}", NULL);
     if (!gd_uuid_shape_ok(id, 36))
         return refuse(fd, 400, json, "{\"error\":\"Invalid session ID format\"}", NULL);
-    if (!gd_idset_has(&srv->ids, id))
+    if (!gd_idset_has(&srv->sessions.ids, id))
         return refuse(fd, 404, json, "{\"error\":\"Session not found\"}", NULL);
-    gd_session *s = gd_session_find(srv, id);
+    gd_session *s = gd_session_find(&srv->sessions, id);
     if (s && s->nplayers >= GD_MAX_PLAYERS) {
         gd_log(GD_LOG_INFO, "session %s: upgrade refused, %d players", id, s->nplayers);
         return refuse(fd, 503, "text/plain", "Session full (max 10 players)", NULL);
@@ -114,12 +114,12 @@ int gd_ws_upgrade(gd_server *srv, gd_conn *c, const gd_reqhead *h)
     gd_identity_derive(c->player_id, &c->ident);
     c->connected_at = c->last_message_at = c->last_rx_ms = gd_now_ms();
     srv->m.ws_connections++;
-    s = gd_session_acquire(srv, id);
+    s = gd_session_acquire(&srv->sessions, id);
     if (!s) {
         gd_ws_close(c, 1011, "out of memory");
         return 0;
     }
-    gd_session_join(srv, s, c);
+    gd_session_join(&srv->sessions, s, c);
     return 0;
 }
 
@@ -213,17 +213,17 @@ static void on_text(gd_server *srv, gd_conn *c, const char *data, size_t len)
     bool ping = len == 4 && memcmp(data, "ping", 4) == 0;
     if (!take_token(srv, c)) {
         /* A refused `ping` is dropped: it has no seq and no error shape. */
-        if (!ping) gd_session_on_rate_limited(srv, c, data, len);
+        if (!ping) gd_session_on_rate_limited(&srv->sessions, c, data, len);
         refused(srv, c);
         return;
     }
     if (ping) {
         /* The reference's auto-response: not JSON, no seq. One at a time. */
         gd_msg *m = pong_msg(srv);
-        if (m && c->pongs_queued == 0) gd_session_send(srv, c, m, 0);
+        if (m && c->pongs_queued == 0) gd_session_send(&srv->sessions, c, m, 0);
         return;
     }
-    gd_session_on_message(srv, c, data, len);
+    gd_session_on_message(&srv->sessions, c, data, len);
 }
 
 /* Handles one parser event. Returns -1 to close the socket now. */
@@ -245,7 +245,8 @@ static int on_event(gd_server *srv, gd_conn *c, gd_ws_event ev)
                  (unsigned long long)c->serial, GD_MAX_MESSAGE);
 
         if (take_token(srv, c))
-            gd_session_send_error(srv, c, GD_E_MESSAGE_TOO_LARGE, "Message too large", NULL);
+            gd_session_send_error(&srv->sessions, c, GD_E_MESSAGE_TOO_LARGE, "Message too large",
+                                  NULL);
         else
             refused(srv, c);
         return 0;
@@ -462,7 +463,8 @@ void gd_ws_on_closed(gd_server *srv, gd_conn *c)
         srv->ws_conns = c->ws_next;
     if (c->ws_next) c->ws_next->ws_prev = c->ws_prev;
     c->ws_next = c->ws_prev = NULL;
-    if (srv->shutdown_phase < 3) gd_session_leave(srv, c); /* else the context is going */
+    if (srv->shutdown_phase < 3)
+        gd_session_leave(&srv->sessions, c); /* else the context is going */
     gd_conn_free_queue(c);
     gd_buf_free(&c->stalled);
     gd_buf_free(&c->stash);
