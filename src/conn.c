@@ -91,19 +91,6 @@ void gd_conn_free_queue(gd_conn *c)
     assert(!c->qhead && !c->qtail && c->qbytes == 0 && c->pongs_queued == 0);
 }
 
-void gd_conn_want_write(gd_conn *c)
-{
-    if (!c->in_writable) {
-        lws_callback_on_writable(c->wsi);
-        return;
-    }
-    /* lws's raw-descriptor role turns POLLOUT off after the writable
-     * callback returns, which would undo a request made inside it: ask
-     * again from the connection's timer, on the next loop turn. */
-    c->rearm_write = true;
-    lws_set_timer_usecs(c->wsi, 1);
-}
-
 bool gd_conn_can_send(const gd_conn *c, int64_t durable)
 {
     return c->qhead && c->qhead->gate <= durable;

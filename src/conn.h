@@ -115,7 +115,7 @@ struct gd_conn {
     int ctl_opcode;
     bool close_sent, close_received;
     int pongs_queued;              /* text "pong" replies in the queue */
-    bool in_writable, rearm_write; /* see gd_conn_want_write */
+    bool in_writable, rearm_write; /* see gd_server_want_write */
     int64_t last_rx_ms, last_ping_ms;
 
     /* HTTP */
@@ -165,8 +165,6 @@ void gd_conn_drop_gated(gd_conn *c, int64_t durable);
 void gd_conn_clear_queue(gd_conn *c);
 /* Drops everything (the connection is gone). */
 void gd_conn_free_queue(gd_conn *c);
-/* Asks for a writable callback, also from inside one (see conn.c). */
-void gd_conn_want_write(gd_conn *c);
 /* True when the head of the queue may be sent now. */
 bool gd_conn_can_send(const gd_conn *c, int64_t durable);
 

@@ -60,7 +60,7 @@ void gd_http_set_json(gd_conn *c, int status, const char *json)
 void gd_http_ready(gd_conn *c)
 {
     c->resp_ready = true;
-    gd_conn_want_write(c);
+    gd_server_want_write(c);
 }
 
 static void respond(gd_conn *c, int status, const char *json)
@@ -415,7 +415,7 @@ static int flush_out(gd_conn *c)
                          MSG_DONTWAIT | MSG_NOSIGNAL);
         if (n < 0) {
             if (errno != EAGAIN && errno != EINTR) return -1;
-            gd_conn_want_write(c);
+            gd_server_want_write(c);
             return 0;
         }
         c->out_off += (size_t)n;
@@ -443,7 +443,7 @@ void gd_http_finish(gd_conn *c)
     if (!gd_http_sending(c))
         linger(c);
     else
-        gd_conn_want_write(c);
+        gd_server_want_write(c);
 }
 
 /* Writes the response: the head and the body in one sendmsg per writable
@@ -470,14 +470,14 @@ int gd_http_on_writable(gd_server *srv, gd_conn *c)
     ssize_t n = sendmsg(lws_get_socket_fd(c->wsi), &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n < 0) {
         if (errno != EAGAIN && errno != EINTR) return -1;
-        gd_conn_want_write(c);
+        gd_server_want_write(c);
         return 0;
     }
     size_t done = (size_t)n, h = c->resp_head_len - c->resp_head_off;
     c->resp_head_off += done < h ? done : h;
     c->resp_off += done > h ? done - h : 0;
     if (c->resp_head_off < c->resp_head_len || c->resp_off < body) {
-        gd_conn_want_write(c);
+        gd_server_want_write(c);
         return 0;
     }
     linger(c);

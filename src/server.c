@@ -29,6 +29,20 @@ gd_server *gd_server_of(struct lws *wsi)
     return lws_context_user(lws_get_context(wsi));
 }
 
+void gd_server_want_write(gd_conn *c)
+{
+    if (!c->in_writable) {
+        lws_callback_on_writable(c->wsi);
+        return;
+    }
+    /* lws's raw-descriptor role turns POLLOUT off after the writable
+     * callback returns, which would undo a request made inside it: ask
+     * again from the connection's timer, on the next loop turn (callback()
+     * below, LWS_CALLBACK_TIMER). */
+    c->rearm_write = true;
+    lws_set_timer_usecs(c->wsi, 1);
+}
+
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len)
 {
@@ -167,7 +181,7 @@ int gd_server_run(const gd_config *cfg)
     srv->cfg = *cfg;
     gd_log_level = gd_log_level_from_name(cfg->log_level);
     gd_log_format = gd_log_format_from_name(cfg->log_format);
-    int rc = gd_sessions_init(&srv->sessions, &srv->cfg, &srv->m);
+    int rc = gd_sessions_init(&srv->sessions, &srv->cfg, &srv->m, &gd_ws_player_ops);
     if (rc) return 1;
     if (gd_ratelimit_init(&srv->create_rate, cfg->create_rate, cfg->create_rate, 16384) ||
         gd_ratelimit_init(&srv->list_rate, cfg->list_rate, cfg->list_rate, 16384) ||

@@ -78,4 +78,8 @@ int gd_server_run(const gd_config *cfg);
 /* The server of an lws callback. */
 gd_server *gd_server_of(struct lws *wsi);
 
+/* Asks the event loop for a writable callback of c's socket, also from
+ * inside one (then on the next loop turn). Loop thread. */
+void gd_server_want_write(gd_conn *c);
+
 #endif

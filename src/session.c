@@ -16,7 +16,6 @@
 #include "hash.h"
 #include "identity.h"
 #include "log.h"
-#include "ws.h"
 
 typedef struct touch {
     gd_session *s;
@@ -53,7 +52,7 @@ static void send_error(gd_sessions *ss, gd_conn *c, const char *code, const char
                        const char *client_seq, int64_t gate);
 static void session_free(gd_sessions *ss, gd_session *s);
 static int submit_load(gd_sessions *ss, gd_session *s);
-static void close_player(gd_conn *c, uint16_t code, const char *reason);
+static void close_player(gd_sessions *ss, gd_conn *c, uint16_t code, const char *reason);
 static void send_snapshot(gd_sessions *ss, gd_session *s, gd_conn *c);
 static void resync_players(gd_sessions *ss, gd_session *s);
 static void fail_players(gd_sessions *ss, gd_session *s, const char *code, const char *message,
@@ -105,11 +104,13 @@ static size_t bucket_of(const gd_sessions *ss, const char *id)
     return (size_t)h & (ss->nbuckets - 1);
 }
 
-int gd_sessions_init(gd_sessions *ss, const gd_config *cfg, gd_metrics *m)
+int gd_sessions_init(gd_sessions *ss, const gd_config *cfg, gd_metrics *m,
+                     const gd_player_ops *player_ops)
 {
     memset(ss, 0, sizeof(*ss));
     ss->cfg = cfg;
     ss->m = m;
+    ss->player_ops = player_ops;
     gd_idset_init(&ss->ids);
     ss->nbuckets = 1024;
     ss->buckets = calloc(ss->nbuckets, sizeof(gd_session *));
@@ -379,7 +380,8 @@ static void on_commit_done(gd_job *job)
 static void release(gd_sessions *ss, gd_session *s)
 {
     for (int i = 0; i < s->nplayers; i++)
-        if (gd_conn_can_send(s->players[i], s->durable_opno)) gd_conn_want_write(s->players[i]);
+        if (gd_conn_can_send(s->players[i], s->durable_opno))
+            ss->player_ops->want_write(s->players[i]);
     for (gd_conn *c = s->waiters, *n; c; c = n) {
         n = c->wnext;
         if (c->wait == GD_WAIT_DURABLE && c->wait_opno <= s->durable_opno) {
@@ -446,7 +448,7 @@ static void rollback(gd_sessions *ss, gd_session *s, gd_batch *failed)
     }
     for (int i = 0; i < s->nplayers; i++) {
         gd_conn_drop_gated(s->players[i], s->durable_opno);
-        gd_ws_hold(s->players[i], GD_RX_SESSION);
+        ss->player_ops->hold_reads(s->players[i]);
     }
     for (gd_conn *c = s->waiters, *n; c; c = n) {
         n = c->wnext;
@@ -542,7 +544,7 @@ static void fail_players(gd_sessions *ss, gd_session *s, const char *code, const
         c->session = NULL;
         c->joined = false;
         gd_session_send_error(ss, c, code, message, NULL);
-        close_player(c, 1011, "session unavailable");
+        close_player(ss, c, 1011, "session unavailable");
     }
     s->nplayers = 0;
     for (gd_conn *c = s->waiters, *n; c; c = n) {
@@ -638,7 +640,7 @@ static void on_load_done(gd_job *job)
             complete_join(ss, s, c);
         } else {
             if (s->resync) send_snapshot(ss, s, c); /* reloaded after a failed commit */
-            gd_ws_release(c, GD_RX_SESSION);
+            ss->player_ops->release_reads(c);
         }
     }
     s->resync = false;
@@ -747,10 +749,10 @@ int gd_session_apply_op(gd_sessions *ss, gd_session *s, gd_op *op, gd_conn *send
 /* ---- output ----------------------------------------------------------- */
 
 /* Closes c with code once what is queued to it has been sent. */
-static void close_player(gd_conn *c, uint16_t code, const char *reason)
+static void close_player(gd_sessions *ss, gd_conn *c, uint16_t code, const char *reason)
 {
-    gd_ws_release(c, GD_RX_SESSION);
-    gd_ws_close(c, code, reason);
+    ss->player_ops->release_reads(c);
+    ss->player_ops->close(c, code, reason);
 }
 
 /* A broadcast could not be allocated: the players would silently diverge,
@@ -763,7 +765,7 @@ static void resync_players(gd_sessions *ss, gd_session *s)
     for (int i = 0; i < s->nplayers; i++) {
         gd_conn *c = s->players[i];
         gd_session_send_error(ss, c, GD_E_STORAGE_UNAVAILABLE, "Out of memory; reconnect", NULL);
-        close_player(c, 1011, "out of memory");
+        close_player(ss, c, 1011, "out of memory");
     }
 }
 
@@ -776,11 +778,11 @@ void gd_session_send(gd_sessions *ss, gd_conn *c, gd_msg *m, int64_t gate)
                ss->cfg->out_cap_kb);
         ss->m->lagging_closed++;
         gd_conn_clear_queue(c);
-        gd_ws_close(c, 1008, "slow reader");
+        ss->player_ops->close(c, 1008, "slow reader");
         return;
     }
     int64_t durable = c->session ? c->session->durable_opno : INT64_MAX;
-    if (gd_conn_can_send(c, durable)) gd_conn_want_write(c);
+    if (gd_conn_can_send(c, durable)) ss->player_ops->want_write(c);
 }
 
 static void send_buf(gd_sessions *ss, gd_conn *c, gd_buf *b, int64_t gate)
@@ -900,7 +902,7 @@ static void send_snapshot(gd_sessions *ss, gd_session *s, gd_conn *c)
         gd_session_send(ss, c, m, (int64_t)s->rec.opno);
     } else { /* out of memory: a player without the state must not stay */
         gd_session_send_error(ss, c, GD_E_STORAGE_UNAVAILABLE, "Out of memory; reconnect", NULL);
-        close_player(c, 1011, "out of memory");
+        close_player(ss, c, 1011, "out of memory");
     }
     gd_msg_unref(m);
 }
@@ -934,7 +936,7 @@ static void complete_join(gd_sessions *ss, gd_session *s, gd_conn *c)
     gd_buf_putc(&b, '}');
     send_others(ss, s, c, &b, 0);
     gd_buf_free(&b);
-    gd_ws_release(c, GD_RX_SESSION);
+    ss->player_ops->release_reads(c);
     gd_log(GD_LOG_INFO, "session %s: player %s (%s) joined, %d connected", s->id, c->player_id,
            c->ident.name, s->nplayers);
 }
@@ -952,7 +954,7 @@ void gd_session_join(gd_sessions *ss, gd_session *s, gd_conn *c)
     if (s->st == GD_SESS_LIVE)
         complete_join(ss, s, c);
     else
-        gd_ws_hold(c, GD_RX_SESSION);
+        ss->player_ops->hold_reads(c);
 }
 
 void gd_session_leave(gd_sessions *ss, gd_conn *c)
@@ -1199,7 +1201,7 @@ void gd_session_on_message(gd_sessions *ss, gd_conn *c, const char *data, size_t
         gd_buf_putc(&c->stalled, '\0');
         c->nstalled++;
         c->message_count--; /* counted again on replay */
-        gd_ws_hold(c, GD_RX_SESSION);
+        ss->player_ops->hold_reads(c);
         if (s->st == GD_SESS_HIBERNATED) {
             gd_log(GD_LOG_INFO, "session %s: waking from hibernation", s->id);
             submit_load(ss, s); /* on failure c was told and is closing */

@@ -36,6 +36,25 @@
 typedef struct gd_batch gd_batch;
 
 /*
+ * What the session asks of its players' connections. The transport gives
+ * it to gd_sessions_init (ws.c's gd_ws_player_ops), so that the session
+ * never calls into the network layer. Each function runs on the loop
+ * thread, returns at once and never calls back into the session.
+ */
+typedef struct gd_player_ops {
+    /* Stops reading c's messages (the session is not in memory), until
+     * release_reads; bytes already read wait, in order. */
+    void (*hold_reads)(gd_conn *c);
+    void (*release_reads)(gd_conn *c);
+    /* Closes c with a WebSocket close code and reason (a static string)
+     * once what is queued to it has been sent; for 1008 (slow reader) at
+     * once. Nothing queued afterwards is sent. */
+    void (*close)(gd_conn *c, uint16_t code, const char *reason);
+    /* Something queued to c may be sent now: asks for a writable callback. */
+    void (*want_write)(gd_conn *c);
+} gd_player_ops;
+
+/*
  * The sessions module's context: the registry of sessions in memory, the
  * group-commit batches, and what the module borrows from the process. One
  * per server, owned by whoever embeds it (gd_server), loop thread only.
@@ -46,6 +65,7 @@ typedef struct gd_sessions {
     gd_metrics *m;
     gd_store *store;         /* set once the store is open */
     struct lws_context *ctx; /* the event loop, for the flush and budget timers; set once created */
+    const gd_player_ops *player_ops;
     /* Owned. */
     gd_idset ids;         /* every session id the store or KV view knows */
     gd_session **buckets; /* sessions in memory, a hash table by id */
@@ -86,9 +106,11 @@ struct gd_session {
     size_t mem_bytes;          /* estimate of the memory its state holds */
 };
 
-/* Initialises ss (its borrowed store and ctx start NULL: the caller sets
- * them before the loop runs). 0 or -ENOMEM. */
-int gd_sessions_init(gd_sessions *ss, const gd_config *cfg, gd_metrics *m);
+/* Initialises ss; players are reached through player_ops (static). Its
+ * borrowed store and ctx start NULL: the caller sets them before the loop
+ * runs. 0 or -ENOMEM. */
+int gd_sessions_init(gd_sessions *ss, const gd_config *cfg, gd_metrics *m,
+                     const gd_player_ops *player_ops);
 /* Cancels the flush and budget timers (before the event loop goes). */
 void gd_sessions_cancel_timers(gd_sessions *ss);
 /* Frees every session, the open batch and the id set. */

@@ -39,6 +39,7 @@
 
 #include "http_api.h"
 #include "log.h"
+#include "server.h"
 #include "webfile.h"
 
 #define CHUNK (64 * 1024)
@@ -633,7 +634,7 @@ int gd_static_serve(gd_static *st, gd_conn *c, bool head)
     size_t plen = q ? (size_t)(q - h->target.p) : h->target.len;
     if (!gd_http_decode_path(h->target.p, plen, r->uri, sizeof(r->uri))) {
         set_error(r, 414, too_long_body);
-        gd_conn_want_write(c);
+        gd_server_want_write(c);
         return 0;
     }
     copy_header(r->accept_encoding, sizeof(r->accept_encoding), h->accept_encoding);
@@ -660,7 +661,7 @@ int gd_static_drain(gd_static *st)
         if (!r->owner)
             release(st, r);
         else
-            gd_conn_want_write(r->owner);
+            gd_server_want_write(r->owner);
     }
     return n;
 }
@@ -709,7 +710,7 @@ int gd_static_on_writable(gd_static *st, gd_conn *c)
         if (write_head(r, c)) return -1;
         r->headers_sent = true;
         if (r->head || r->status == 304 || r->length == 0) return complete(st, c);
-        gd_conn_want_write(c);
+        gd_server_want_write(c);
         return 0;
     }
     size_t n;
@@ -729,7 +730,7 @@ int gd_static_on_writable(gd_static *st, gd_conn *c)
     r->buf_len = 0;
     if (last) return complete(st, c);
     if (r->b || r->text)
-        gd_conn_want_write(c);
+        gd_server_want_write(c);
     else
         submit(st, r, OP_READ);
     return 0;

@@ -142,6 +142,23 @@ void gd_ws_release(gd_conn *c, unsigned reason)
         lws_rx_flow_control(c->wsi, 1);
 }
 
+static void hold_for_session(gd_conn *c)
+{
+    gd_ws_hold(c, GD_RX_SESSION);
+}
+
+static void release_for_session(gd_conn *c)
+{
+    gd_ws_release(c, GD_RX_SESSION);
+}
+
+const gd_player_ops gd_ws_player_ops = {
+    .hold_reads = hold_for_session,
+    .release_reads = release_for_session,
+    .close = gd_ws_close,
+    .want_write = gd_server_want_write,
+};
+
 static void stash(gd_conn *c, const uint8_t *p, size_t n)
 {
     if (c->stash_off == c->stash.len) {
@@ -205,7 +222,7 @@ static void queue_control(gd_conn *c, int opcode, const uint8_t *payload, size_t
     c->ctl_len = h + len;
     c->ctl_off = 0;
     c->ctl_opcode = opcode;
-    gd_conn_want_write(c);
+    gd_server_want_write(c);
 }
 
 static void on_text(gd_server *srv, gd_conn *c, const char *data, size_t len)
@@ -349,7 +366,7 @@ void gd_ws_close(gd_conn *c, uint16_t code, const char *reason)
     c->close_reason = reason;
     /* Whatever happens to the handshake, the socket goes in a while. */
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_REASON_BASE, 5);
-    gd_conn_want_write(c);
+    gd_server_want_write(c);
 }
 
 static int send_control(gd_conn *c, int fd)
@@ -357,12 +374,12 @@ static int send_control(gd_conn *c, int fd)
     ssize_t n = send(fd, c->ctl + c->ctl_off, c->ctl_len - c->ctl_off, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n < 0) {
         if (errno != EAGAIN && errno != EINTR) return -1;
-        gd_conn_want_write(c);
+        gd_server_want_write(c);
         return 0;
     }
     c->ctl_off += (size_t)n;
     if (c->ctl_off < c->ctl_len) {
-        gd_conn_want_write(c);
+        gd_server_want_write(c);
         return 0;
     }
     bool was_close = c->ctl_opcode == 8;
@@ -373,7 +390,7 @@ static int send_control(gd_conn *c, int fd)
         lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_REASON_BASE, CLOSE_WAIT_S);
         return 0;
     }
-    gd_conn_want_write(c);
+    gd_server_want_write(c);
     return 0;
 }
 
@@ -408,7 +425,7 @@ static int send_data(gd_conn *c, int fd, int64_t durable)
     ssize_t n = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n < 0) {
         if (errno != EAGAIN && errno != EINTR) return -1;
-        gd_conn_want_write(c);
+        gd_server_want_write(c);
         return 0;
     }
     size_t done = (size_t)n + c->w_off;
@@ -448,7 +465,7 @@ int gd_ws_on_writable(gd_server *srv, gd_conn *c)
         return send_control(c, fd);
     }
     if (gd_conn_can_send(c, durable) || c->ctl_len || (c->closing && !c->close_sent))
-        gd_conn_want_write(c);
+        gd_server_want_write(c);
     return 0;
 }
 

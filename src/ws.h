@@ -40,4 +40,8 @@ void gd_ws_release(gd_conn *c, unsigned reason);
 /* Once a second: pings quiet sockets, closes silent ones. */
 void gd_ws_tick(gd_server *srv);
 
+/* How sessions reach their players' connections (session.h): holding and
+ * releasing reads for GD_RX_SESSION, gd_ws_close, gd_server_want_write. */
+extern const gd_player_ops gd_ws_player_ops;
+
 #endif
