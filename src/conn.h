@@ -5,6 +5,12 @@
  * nothing may point at it after LWS_CALLBACK_CLOSED / CLOSED_HTTP, where the
  * session layer unlinks it. Loop thread only.
  *
+ * It is the one record the session layer and the network layer share (it
+ * sits in the session layer, below ws/http_api): the session keeps a
+ * player's identity and state and a waiting request's links in it, the
+ * network layer its transport state. Nothing here touches a socket; the
+ * session asks for one through gd_player_ops (session.h).
+ *
  * Output gate: every queued message carries `gate`, the session opno that must
  * be durable before it may be sent. Messages leave strictly in queue order, so
  * an ungated message (player_joined, an error) never overtakes a gated one.

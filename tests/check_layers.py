@@ -16,7 +16,7 @@ import tempfile
 
 # Lowest first. Within a layer, modules may include each other.
 LAYERS = [
-    ("core", "pure and free-standing: no I/O, no threads, no server header",
+    ("core", "pure and free-standing: no files, sockets or threads, no server header",
      ["jsonw", "model", "op", "hash", "identity", "idset", "reqhead", "wsframe", "ratelimit",
       "webfile"]),
     ("base", "process-wide services any layer may use; they read nothing of the layers above",
