@@ -15,7 +15,10 @@
  *                            │  └─ commit failed ─┘  │ players silent, checkpoint durable
  *                            └──── next message ── HIBERNATED (players kept, state dropped)
  *
- * Loop thread only.
+ * It knows nothing of the network layer above it (README, "Layers"): it
+ * reaches its players' sockets through the gd_player_ops it was given, and
+ * tells a request waiting on a session through the callback the request
+ * gave. Its context is a gd_sessions, not the server. Loop thread only.
  */
 #ifndef GD_SESSION_H
 #define GD_SESSION_H
