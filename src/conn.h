@@ -59,7 +59,15 @@ typedef struct gd_qitem {
 size_t gd_msg_cost(const gd_msg *m);
 
 /* NEW: the door is reading the request head; LISTEN: a listening socket. */
-typedef enum { GD_CONN_NEW = 0, GD_CONN_HTTP, GD_CONN_WS, GD_CONN_LISTEN } gd_conn_kind;
+/* GD_CONN_UPGRADING: a WebSocket upgrade waiting for its session's load
+ * (cluster mode, a session this node has not heard of) before it answers. */
+typedef enum {
+    GD_CONN_NEW = 0,
+    GD_CONN_HTTP,
+    GD_CONN_WS,
+    GD_CONN_LISTEN,
+    GD_CONN_UPGRADING
+} gd_conn_kind;
 
 /* Why reading a WebSocket is paused (bits of gd_conn.rx_hold). */
 enum { GD_RX_SESSION = 1, GD_RX_RATE = 2 };
@@ -89,6 +97,8 @@ struct gd_conn {
 
     /* WebSocket */
     char player_id[37];
+    char ws_accept[29]; /* the handshake's Sec-WebSocket-Accept, while it waits (GD_CONN_UPGRADING)
+                         */
     gd_identity ident;
     int64_t connected_at, last_message_at, message_count;
     bool joined; /* in its session's player list */

@@ -116,6 +116,11 @@ static void respond_wait_failed(gd_conn *c, int rc, bool durable)
     case -ENOMEM:
         respond(c, 503, "{\"error\":\"Out of memory\"}");
         break;
+    case -EAGAIN: /* cluster mode: another node took the session meanwhile */
+        respond(c, 503,
+                "{\"error\":\"Session moved\",\"message\":\"Another server took this session "
+                "over; retry\"}");
+        break;
     default:
         respond(c, 503,
                 durable ? "{\"error\":\"Storage unavailable\",\"message\":\"The change could "
@@ -941,7 +946,7 @@ static void handle_list(gd_server *srv, gd_conn *c)
 
 static void with_session(gd_server *srv, gd_conn *c, const char *id, gd_http_cont cont)
 {
-    if (!gd_idset_has(&srv->sessions.ids, id)) {
+    if (!gd_sessions_may_exist(&srv->sessions, id)) {
         respond(c, 404, "{\"error\":\"Session not found\"}");
         return;
     }

@@ -69,6 +69,8 @@ int gd_metrics_render(const gd_metrics *m, const gd_metrics_sources *in, gd_buf 
            "sessions whose state left memory while players stayed connected", m->hibernations);
     metric(b, "grooved_sessions_created_total", "counter",
            "sessions created (create, remix, publish)", m->sessions_created);
+    metric(b, "grooved_sessions_moved_total", "counter",
+           "sessions another node took over (cluster mode)", m->sessions_moved);
     metric(b, "grooved_ws_connections_total", "counter", "WebSocket connections accepted",
            m->ws_connections);
     metric(b, "grooved_http_requests_total", "counter", "HTTP requests received", m->http_requests);
@@ -88,7 +90,8 @@ int gd_metrics_render(const gd_metrics *m, const gd_metrics_sources *in, gd_buf 
                {GD_E_SESSION_PUBLISHED, m->rejected_published},
                {GD_E_RATE_LIMITED, m->rejected_rate_limited},
                {GD_E_STORAGE_UNAVAILABLE, m->rejected_storage},
-               {GD_E_SESSION_UNAVAILABLE, m->rejected_unavailable}};
+               {GD_E_SESSION_UNAVAILABLE, m->rejected_unavailable},
+               {GD_E_SESSION_MOVED, m->rejected_moved}};
     family(b, "grooved_rejected_total", "counter",
            "WebSocket messages rejected with an error, by error code");
     for (size_t i = 0; i < sizeof(rej) / sizeof(rej[0]); i++)

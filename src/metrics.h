@@ -35,7 +35,8 @@ typedef struct gd_metrics {
     uint64_t mutations[GD_OP__COUNT];
     uint64_t rejected_invalid_json, rejected_too_large, rejected_unknown_type,
         rejected_invalid_field, rejected_track_not_found, rejected_too_many_tracks,
-        rejected_published, rejected_rate_limited, rejected_storage, rejected_unavailable;
+        rejected_published, rejected_rate_limited, rejected_storage, rejected_unavailable,
+        rejected_moved;
     uint64_t loads_durable, loads_kv, loads_default, evictions, hibernations, kv_writes_requested;
     uint64_t lagging_closed, budget_evictions, load_failures;
     uint64_t bad_requests;                               /* request heads refused by the door */
@@ -43,7 +44,8 @@ typedef struct gd_metrics {
     uint64_t ws_protocol_errors; /* WebSocket connections closed 1002/1007 */
     size_t mem_estimate;         /* sum of mem_bytes of the sessions in memory */
     uint64_t sessions_created;
-    gd_hist ops_per_commit; /* counts, reusing the bucket machinery */
+    uint64_t sessions_moved; /* cluster mode: taken over by another node */
+    gd_hist ops_per_commit;  /* counts, reusing the bucket machinery */
     gd_hist commit_ms;
     gd_hist ack_ms;
 } gd_metrics;

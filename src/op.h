@@ -85,6 +85,7 @@ typedef struct gd_apply_res {
 #define GD_E_RATE_LIMITED "RATE_LIMITED"
 #define GD_E_STORAGE_UNAVAILABLE "STORAGE_UNAVAILABLE"
 #define GD_E_SESSION_UNAVAILABLE "SESSION_UNAVAILABLE"
+#define GD_E_SESSION_MOVED "SESSION_MOVED"
 
 typedef struct gd_op_err {
     const char *code; /* one of GD_E_* */

@@ -195,14 +195,25 @@ int gd_server_run(const gd_config *cfg)
                  "unknown KV backend '%s' (known: sqlite, redis://host[:port][/db])", cfg->kv);
         return 1;
     }
+    if (!srv->cfg.node_id[0]) { /* the default owner name: hostname:port */
+        char host[64] = "grooved";
+        gethostname(host, sizeof(host) - 1);
+        snprintf(srv->cfg.node_id, sizeof(srv->cfg.node_id), "%.63s:%d", host,
+                 cfg->port ? cfg->port : (int)getpid());
+    }
     gd_store_config sc = {
-        .store = "local",
+        .store = cfg->store,
         .data_dir = cfg->data_dir,
         .kv = kv,
         .kv_where = kv_where,
+        .node_id = srv->cfg.node_id,
         .wake = wake_loop,
         .wake_arg = srv,
+        .on_taken = gd_sessions_on_taken,
+        .on_taken_arg = &srv->sessions,
     };
+    /* In cluster mode other nodes create sessions: ids are looked up. */
+    srv->sessions.ids_complete = gd_durable_find(cfg->store) == &gd_durable_local;
     if ((rc = gd_store_open(&srv->store, &sc)) != 0) {
         gd_event(GD_LOG_ERROR, "store_open_failed", NULL, "data_dir,error",
                  "cannot open the store in %s: %s", cfg->data_dir, strerror(-rc));

@@ -58,6 +58,9 @@ static void resync_players(gd_sessions *ss, gd_session *s);
 static void fail_players(gd_sessions *ss, gd_session *s, const char *code, const char *message,
                          int rc);
 static void kv_put(gd_sessions *ss, gd_session *s);
+static bool retry_reload(gd_sessions *ss, gd_session *s, int rc);
+static void moved_away(gd_sessions *ss, gd_session *s, gd_batch *b);
+static void strip_open_batch(gd_sessions *ss, gd_session *s, const char *code, const char *message);
 
 /* ---- registry --------------------------------------------------------- */
 
@@ -112,6 +115,7 @@ int gd_sessions_init(gd_sessions *ss, const gd_config *cfg, gd_metrics *m,
     ss->m = m;
     ss->player_ops = player_ops;
     gd_idset_init(&ss->ids);
+    ss->ids_complete = true;
     ss->nbuckets = 1024;
     ss->buckets = calloc(ss->nbuckets, sizeof(gd_session *));
     return ss->buckets ? 0 : -ENOMEM;
@@ -288,6 +292,12 @@ static int add_checkpoint(gd_sessions *ss, gd_session *s, bool track)
     }
     if (gd_job_add_row(b->job, GD_ROW_CKPT, s->id, (int64_t)s->rec.opno, text, len) != 0)
         return -ENOMEM; /* text was freed */
+    gd_row *row = &b->job->rows[b->job->nrows - 1];
+    row->epoch = s->epoch;
+    /* The first checkpoint of a session never durable creates it (cluster
+     * mode: fenced if another node created it first). */
+    row->create = s->durable_opno < 0 && !s->creation_queued;
+    if (row->create) s->creation_queued = true;
     if (track) batch_touch(b, s, (int64_t)s->rec.opno);
     s->ckpt_opno = (int64_t)s->rec.opno;
     s->unfolded_since_ms = 0;
@@ -336,8 +346,20 @@ static void on_commit_done(gd_job *job)
         for (size_t i = 0; i < b->ns; i++)
             if (!b->senders[i].rejected)
                 gd_hist_add(&ss->m->ack_ms, (double)(now - b->senders[i].at_us) / 1000.0);
+        /* Cluster mode: sessions another node took meanwhile. Nothing of
+         * theirs in this batch was written; they leave this node. */
+        for (int i = 0; i < job->nfenced; i++) {
+            gd_session *s = gd_session_find(ss, job->fenced[i]);
+            for (size_t k = 0; s && k < b->nt; k++) {
+                if (b->touched[k].s != s) continue;
+                b->touched[k].s = NULL; /* not released below */
+                s->batch_refs--;
+                moved_away(ss, s, b);
+            }
+        }
         for (size_t i = 0; i < b->nt; i++) {
             gd_session *s = b->touched[i].s;
+            if (!s) continue;
             s->batch_refs--;
             assert(s->batch_refs >= 0 && b->touched[i].opno <= (int64_t)s->rec.opno);
             if (b->touched[i].opno > s->durable_opno) s->durable_opno = b->touched[i].opno;
@@ -353,7 +375,12 @@ static void on_commit_done(gd_job *job)
         }
         for (size_t i = 0; i < b->nt; i++) {
             gd_session *s = b->touched[i].s;
-            if (s->evicting && s->st == GD_SESS_LIVE && !s->nplayers && !s->waiters &&
+            if (s && s->moved && !s->batch_refs) {
+                b->touched[i].s = NULL;
+                session_free(ss, s);
+                continue;
+            }
+            if (s && s->evicting && s->st == GD_SESS_LIVE && !s->nplayers && !s->waiters &&
                 !s->batch_refs && s->durable_opno == (int64_t)s->rec.opno &&
                 s->ckpt_opno == (int64_t)s->rec.opno && !s->access_dirty) {
                 gd_log(GD_LOG_INFO, "session %s: evicted (opno %llu, checkpoint durable)", s->id,
@@ -393,15 +420,13 @@ static void release(gd_sessions *ss, gd_session *s)
     if (s->kv_flush_wanted) try_kv_flush(ss, s);
 }
 
-static void notify_failed(gd_sessions *ss, gd_session *s, gd_batch *b)
+static void notify_failed(gd_sessions *ss, gd_session *s, gd_batch *b, const char *code,
+                          const char *message)
 {
     for (size_t i = 0; b && i < b->ns; i++) {
         if (b->senders[i].s != s) continue;
         gd_conn *c = player_by_serial(s, b->senders[i].serial);
-        if (c)
-            gd_session_send_error(ss, c, GD_E_STORAGE_UNAVAILABLE,
-                                  "The change could not be saved; it was not applied",
-                                  b->senders[i].client_seq);
+        if (c) gd_session_send_error(ss, c, code, message, b->senders[i].client_seq);
     }
 }
 
@@ -412,10 +437,47 @@ static void notify_failed(gd_sessions *ss, gd_session *s, gd_batch *b)
 static void rollback(gd_sessions *ss, gd_session *s, gd_batch *failed)
 {
     if (s->st == GD_SESS_LOADING) return; /* already rolled back for an earlier row of this batch */
-    notify_failed(ss, s, failed);
+    if (s->moved) {                       /* another node has it: nothing to reload here */
+        if (s->batch_refs == 0) session_free(ss, s);
+        return;
+    }
+    notify_failed(ss, s, failed, GD_E_STORAGE_UNAVAILABLE,
+                  "The change could not be saved; it was not applied");
+    strip_open_batch(ss, s, GD_E_STORAGE_UNAVAILABLE,
+                     "The change could not be saved; it was not applied");
+    for (int i = 0; i < s->nplayers; i++) {
+        gd_conn_drop_gated(s->players[i], s->durable_opno);
+        ss->player_ops->hold_reads(s->players[i]);
+    }
+    for (gd_conn *c = s->waiters, *n; c; c = n) {
+        n = c->wnext;
+        if (c->wait == GD_WAIT_DURABLE && c->wait_opno > s->durable_opno) {
+            gd_session_wait_cb cb = c->wait_cb;
+            gd_session_unwait(c);
+            cb(c, s, -EIO);
+        }
+    }
+    ss->m->rejected_storage++;
+    s->evicting = false;
+    s->resync = true;
+    if (s->durable_opno < 0) s->creation_queued = false;
+    if (s->durable_opno < 0 && s->kv_opno < 0) {
+        /* Its creation never reached the disk: it does not exist. */
+        gd_idset_remove(&ss->ids, s->id);
+    }
+    gd_record_clear(&s->rec);
+    gd_state_init(&s->rec.state);
+    submit_load(ss, s);
+    account(ss, s);
+}
+
+/* Removes every row of s from the open batch (they were applied on top of
+ * state that is not durable), telling their senders code and message. */
+static void strip_open_batch(gd_sessions *ss, gd_session *s, const char *code, const char *message)
+{
     gd_batch *o = ss->open;
     if (o) {
-        notify_failed(ss, s, o);
+        notify_failed(ss, s, o, code, message);
         size_t w = 0;
         for (size_t i = 0; i < o->job->nrows; i++) {
             if (strcmp(o->job->rows[i].id, s->id) == 0) {
@@ -446,29 +508,83 @@ static void rollback(gd_sessions *ss, gd_session *s, gd_batch *failed)
         }
         o->ns = w;
     }
+}
+
+/*
+ * Cluster mode: another node took s (its commit was fenced, or the store
+ * says so). Nothing of s that is not durable here was written or will be:
+ * the senders of those ops hear SESSION_MOVED, requests waiting on s get
+ * -EAGAIN, its players are closed with 1012 (they reconnect, through the
+ * balancer, to the node that has it now) and s leaves memory. b: the batch
+ * that was fenced (its senders are told), or NULL.
+ */
+static void moved_away(gd_sessions *ss, gd_session *s, gd_batch *b)
+{
+    static const char msg[] = "This session moved to another server; reconnect and retry";
+    gd_log(GD_LOG_WARN, "session %s: taken over by another node; its %d players reconnect", s->id,
+           s->nplayers);
+    notify_failed(ss, s, b, GD_E_SESSION_MOVED, msg);
+    strip_open_batch(ss, s, GD_E_SESSION_MOVED, msg);
     for (int i = 0; i < s->nplayers; i++) {
-        gd_conn_drop_gated(s->players[i], s->durable_opno);
-        ss->player_ops->hold_reads(s->players[i]);
+        gd_conn *c = s->players[i];
+        gd_conn_drop_gated(c, s->durable_opno);
+        c->session = NULL;
+        c->joined = false;
+        close_player(ss, c, 1012, "session moved");
     }
+    s->nplayers = 0;
     for (gd_conn *c = s->waiters, *n; c; c = n) {
         n = c->wnext;
-        if (c->wait == GD_WAIT_DURABLE && c->wait_opno > s->durable_opno) {
-            gd_session_wait_cb cb = c->wait_cb;
-            gd_session_unwait(c);
-            cb(c, s, -EIO);
-        }
+        gd_session_wait_cb cb = c->wait_cb;
+        gd_session_unwait(c);
+        cb(c, s, -EAGAIN);
     }
-    ss->m->rejected_storage++;
-    s->evicting = false;
-    s->resync = true;
-    if (s->durable_opno < 0 && s->kv_opno < 0) {
-        /* Its creation never reached the disk: it does not exist. */
-        gd_idset_remove(&ss->ids, s->id);
+    ss->m->sessions_moved++;
+    if (s->batch_refs == 0)
+        session_free(ss, s);
+    else
+        s->moved = true; /* freed when its last batch is done */
+}
+
+/* A reload (after a failed commit) that failed for a reason that may pass
+ * (the store unreachable): keeps the players, holding their messages, and
+ * tries again with backoff, up to about five minutes, instead of closing
+ * them. Requests waiting on s are answered now. True when it will retry. */
+static bool retry_reload(gd_sessions *ss, gd_session *s, int rc)
+{
+    bool transient = rc == -EIO || rc == -EHOSTUNREACH || rc == -ECONNREFUSED || rc == -ETIMEDOUT ||
+                     rc == -ENOSPC;
+    if (!transient || !s->resync || !s->nplayers || s->reload_attempts >= 60) return false;
+    int64_t backoff = 200LL << (s->reload_attempts < 5 ? s->reload_attempts : 5); /* to 6.4 s */
+    s->reload_attempts++;
+    s->reload_at_ms = gd_now_us() / 1000 + backoff;
+    gd_log(GD_LOG_WARN, "session %s: reload failed (%s); retrying in %lld ms, %d players kept",
+           s->id, strerror(-rc), (long long)backoff, s->nplayers);
+    for (gd_conn *c = s->waiters, *n; c; c = n) {
+        n = c->wnext;
+        gd_session_wait_cb cb = c->wait_cb;
+        gd_session_unwait(c);
+        cb(c, s, -EIO);
     }
-    gd_record_clear(&s->rec);
-    gd_state_init(&s->rec.state);
-    submit_load(ss, s);
-    account(ss, s);
+    return true;
+}
+
+bool gd_sessions_may_exist(gd_sessions *ss, const char *id)
+{
+    return !ss->ids_complete || gd_idset_has(&ss->ids, id);
+}
+
+void gd_sessions_on_taken(gd_job *job)
+{
+    gd_sessions *ss = job->arg;
+    for (int i = 0; i < job->nfenced; i++) {
+        gd_session *s = gd_session_find(ss, job->fenced[i]);
+        /* A notice of a take older than this node's own is stale. */
+        if (!s || s->moved || s->st == GD_SESS_LOADING || job->taken_epochs[i] <= s->epoch)
+            continue;
+        moved_away(ss, s, NULL);
+    }
+    gd_job_free(job);
 }
 
 /* ---- loading ---------------------------------------------------------- */
@@ -582,10 +698,15 @@ static void on_load_done(gd_job *job)
                : job->rc == -EUCLEAN ? "quarantined"
                                      : strerror(-job->rc));
         ss->m->load_failures++;
+        if (retry_reload(ss, s, job->rc)) {
+            gd_job_free(job);
+            return;
+        }
         fail_load(ss, s, job->rc);
         gd_job_free(job);
         return;
     }
+    s->reload_attempts = 0;
     gd_load_source src = job->source;
     if (src == GD_SRC_NONE && !gd_idset_has(&ss->ids, s->id)) {
         fail_players(ss, s, GD_E_SESSION_UNAVAILABLE, "Session not found", -ENOENT);
@@ -602,13 +723,19 @@ static void on_load_done(gd_job *job)
         gd_state_init(&job->rec.state);
     }
     s->st = GD_SESS_LIVE;
+    if (src != GD_SRC_DEFAULT) gd_idset_add(&ss->ids, s->id); /* cluster: learnt from the store */
     if (src == GD_SRC_DURABLE) {
+        s->epoch = job->epoch;
+        s->creation_queued = false;
         s->durable_opno = (int64_t)s->rec.opno;
         s->ckpt_opno = job->ckpt_opno;
         s->unfolded_since_ms = s->ckpt_opno != s->durable_opno ? gd_now_ms() : 0;
         ss->m->loads_durable++;
     } else {
-        /* The durable store has never seen it: its first row is a checkpoint. */
+        /* The durable store has never seen it: its first row is a checkpoint,
+         * which creates it (as its first owner). */
+        s->epoch = 1;
+        s->creation_queued = false;
         s->durable_opno = -1;
         s->kv_opno = src == GD_SRC_KV ? 0 : -1;
         if (add_checkpoint(ss, s, true) != 0) {
@@ -666,6 +793,7 @@ gd_session *gd_session_create(gd_sessions *ss, gd_record *rec)
     gd_state_init(&rec->state);
     s->st = GD_SESS_LIVE;
     s->empty_since_ms = gd_now_ms();
+    s->epoch = 1; /* created here: the first owner */
     if (gd_idset_add(&ss->ids, s->id) != 0 || add_checkpoint(ss, s, true) != 0) {
         gd_record_clear(&s->rec);
         free(s);
@@ -699,6 +827,7 @@ int gd_session_apply_op(gd_sessions *ss, gd_session *s, gd_op *op, gd_conn *send
         snprintf(err->message, sizeof(err->message), "Out of memory");
         return -ENOMEM;
     }
+    b->job->rows[b->job->nrows - 1].epoch = s->epoch;
     gd_apply_res res;
     int rc = gd_apply(&s->rec, op, &res, err);
     if (rc != 0) {
@@ -834,6 +963,7 @@ static void send_error(gd_sessions *ss, gd_conn *c, const char *code, const char
                         : strcmp(code, GD_E_SESSION_PUBLISHED) == 0   ? &m->rejected_published
                         : strcmp(code, GD_E_RATE_LIMITED) == 0        ? &m->rejected_rate_limited
                         : strcmp(code, GD_E_SESSION_UNAVAILABLE) == 0 ? &m->rejected_unavailable
+                        : strcmp(code, GD_E_SESSION_MOVED) == 0       ? &m->rejected_moved
                                                                       : &m->rejected_storage;
     (*counter)++;
 }
@@ -1464,9 +1594,15 @@ void gd_sessions_tick(gd_sessions *ss)
 {
     int64_t now = gd_now_ms();
     int64_t after = (int64_t)ss->cfg->evict_after * 1000;
+    int64_t mono = gd_now_us() / 1000;
     for (size_t i = 0; i < ss->nbuckets; i++) {
         for (gd_session *s = ss->buckets[i], *n; s; s = n) {
             n = s->hnext;
+            if (s->st == GD_SESS_LOADING && s->reload_at_ms && mono >= s->reload_at_ms) {
+                s->reload_at_ms = 0; /* a reload that failed: again (retry_reload) */
+                submit_load(ss, s);
+                continue;
+            }
             if (s->st == GD_SESS_LIVE && !s->evicting && s->ckpt_opno != (int64_t)s->rec.opno &&
                 s->durable_opno == (int64_t)s->rec.opno &&
                 (now - s->last_op_ms >= (int64_t)ss->cfg->checkpoint_idle * 1000 ||

@@ -71,6 +71,8 @@ typedef struct gd_sessions {
     const gd_player_ops *player_ops;
     /* Owned. */
     gd_idset ids;         /* every session id the store or KV view knows */
+    bool ids_complete;    /* ids names every session (one process per store); in cluster
+                           * mode others create sessions: an unknown id is looked up */
     gd_session **buckets; /* sessions in memory, a hash table by id */
     size_t nbuckets, n;
     gd_batch *open;     /* ops accepted since the last submission */
@@ -107,6 +109,15 @@ struct gd_session {
     int64_t last_active_ms;    /* last op, join, leave or REST read: the LRU order */
     int64_t last_op_ms;        /* when its last op was applied */
     size_t mem_bytes;          /* estimate of the memory its state holds */
+    /* Cluster mode: the ownership epoch this node took (1 for a session it
+     * creates), and whether its creating checkpoint is already in a batch. */
+    int64_t epoch;
+    bool creation_queued;
+    /* A reload after a failed commit that failed too: tried again at
+     * reload_at_ms (monotonic) with the players kept; reload_attempts so far. */
+    int64_t reload_at_ms;
+    int reload_attempts;
+    bool moved; /* taken by another node: leaves memory when its batches are done */
 };
 
 /* Initialises ss; players are reached through player_ops (static). Its
@@ -120,6 +131,12 @@ void gd_sessions_cancel_timers(gd_sessions *ss);
 void gd_sessions_free(gd_sessions *ss);
 
 gd_session *gd_session_find(gd_sessions *ss, const char *id);
+/* Whether id may name a session: it is known, or (cluster mode) it may be
+ * another node's and a load will tell. */
+bool gd_sessions_may_exist(gd_sessions *ss, const char *id);
+/* The store's GD_JOB_TAKEN callback (arg: the gd_sessions): sessions another
+ * node took are dropped here, their players closed with 1012. Frees job. */
+void gd_sessions_on_taken(gd_job *job);
 /* The session in memory, or a new LOADING one whose load was submitted.
  * NULL on OOM. The caller must check gd_idset_has first. */
 gd_session *gd_session_acquire(gd_sessions *ss, const char *id);

@@ -136,6 +136,7 @@ void gd_job_free(gd_job *job)
     free(job->rows);
     free(job->pinned);
     free(job->fenced);
+    free(job->taken_epochs);
     free(job->text);
     gd_record_clear(&job->rec);
     free(job);
@@ -509,11 +510,18 @@ static int64_t next_behind_due(const gd_store *st, size_t *at)
     return due;
 }
 
-static void note_taken(void *arg, const char *id)
+static void note_taken(void *arg, const char *id, int64_t epoch)
 {
     gd_job **job = arg;
-    if (!*job) *job = gd_job_new(GD_JOB_TAKEN);
-    if (*job) gd_job_note_session(&(*job)->fenced, &(*job)->nfenced, id);
+    if (!*job && (*job = gd_job_new(GD_JOB_TAKEN)) &&
+        !((*job)->taken_epochs = calloc(GD_MAX_PINNED, sizeof(int64_t)))) {
+        gd_job_free(*job);
+        *job = NULL;
+    }
+    if (!*job) return;
+    int n = (*job)->nfenced;
+    if (gd_job_note_session(&(*job)->fenced, &(*job)->nfenced, id) == 0)
+        (*job)->taken_epochs[n] = epoch;
 }
 
 /* Read lane: hands the loop the sessions other nodes took meanwhile. */

@@ -93,6 +93,7 @@ struct gd_job {
      * node just took, from the backend's notifications. */
     char (*fenced)[37]; /* owned */
     int nfenced;
+    int64_t *taken_epochs; /* GD_JOB_TAKEN: the epoch each fenced session was taken at */
 
     /* GD_JOB_LOAD: in id; out rec, source, ckpt_opno, epoch (this node's
      * ownership epoch; 0 where the backend has no owners). rc -EBADMSG:
@@ -167,7 +168,8 @@ typedef struct gd_durable_ops {
               void *arg);
     /* Optional, read lane: calls fn for each session another node took
      * since the last call (without waiting). */
-    int (*poll_taken)(gd_durable *d, void (*fn)(void *arg, const char *id), void *arg);
+    int (*poll_taken)(gd_durable *d, void (*fn)(void *arg, const char *id, int64_t epoch),
+                      void *arg);
 } gd_durable_ops;
 
 extern const gd_durable_ops gd_durable_local;

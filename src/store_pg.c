@@ -95,7 +95,9 @@ static const char schema_sql[] =
     "  IF p_take THEN\n"
     "    UPDATE grooved_sessions s SET epoch = s.epoch + 1, owner = p_owner WHERE s.id = p_id\n"
     "      RETURNING s.* INTO r;\n"
-    "    IF FOUND THEN PERFORM pg_notify('grooved_taken', p_id::text || ' ' || p_owner); END IF;\n"
+    "    IF FOUND THEN\n"
+    "      PERFORM pg_notify('grooved_taken', p_id::text || ' ' || r.epoch || ' ' || p_owner);\n"
+    "    END IF;\n"
     "  ELSE\n"
     "    SELECT * INTO r FROM grooved_sessions s WHERE s.id = p_id;\n"
     "  END IF;\n"
@@ -526,20 +528,19 @@ static int pg_gc(gd_pg *d, int64_t cutoff_ms, bool dry_run, void (*fn)(void *arg
     return 0;
 }
 
-static int pg_poll_taken(gd_pg *d, void (*fn)(void *arg, const char *id), void *arg)
+static int pg_poll_taken(gd_pg *d, void (*fn)(void *arg, const char *id, int64_t epoch), void *arg)
 {
     PGconn *c = conn_of(d, &d->read_conn);
     if (!c) return -EHOSTUNREACH;
     if (!PQconsumeInput(c)) return failed(&d->read_conn, NULL, "listen");
     PGnotify *n;
     while ((n = PQnotifies(c))) {
-        /* "<id> <owner>": only another owner's take concerns this node. */
-        const char *sp = strchr(n->extra, ' ');
-        if (sp && strcmp(sp + 1, d->owner) != 0) {
-            char id[37];
-            snprintf(id, sizeof(id), "%.*s", (int)(sp - n->extra), n->extra);
-            fn(arg, id);
-        }
+        /* "<id> <epoch> <owner>": only another owner's take concerns this node. */
+        char id[37], owner[128];
+        long long epoch;
+        if (sscanf(n->extra, "%36s %lld %127s", id, &epoch, owner) == 3 &&
+            strcmp(owner, d->owner) != 0)
+            fn(arg, id, epoch);
         PQfreemem(n);
     }
     return 0;

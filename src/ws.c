@@ -30,6 +30,9 @@ static int fd_of(const gd_conn *c)
 
 /* ---- handshake -------------------------------------------------------- */
 
+static int finish_upgrade(gd_server *srv, gd_conn *c, const char *id);
+static void upgrade_loaded(gd_conn *c, gd_session *s, int rc);
+
 static int refuse(int fd, int status, const char *type, const char *body, const char *extra)
 {
     gd_door_reply(fd, status, type, body, extra);
@@ -76,7 +79,7 @@ int gd_ws_upgrade(gd_server *srv, gd_conn *c, const gd_reqhead *h)
     if (!ws_route(&h->target, id)) return refuse(fd, 404, json, "{\"error\":\"Not found\"}", NULL);
     if (!gd_uuid_shape_ok(id, 36))
         return refuse(fd, 400, json, "{\"error\":\"Invalid session ID format\"}", NULL);
-    if (!gd_idset_has(&srv->sessions.ids, id))
+    if (!gd_sessions_may_exist(&srv->sessions, id))
         return refuse(fd, 404, json, "{\"error\":\"Session not found\"}", NULL);
     gd_session *s = gd_session_find(&srv->sessions, id);
     if (s && s->nplayers >= GD_MAX_PLAYERS) {
@@ -97,12 +100,29 @@ int gd_ws_upgrade(gd_server *srv, gd_conn *c, const gd_reqhead *h)
             return refuse(fd, 429, json, body, extra);
         }
     }
-    char accept[29], resp[256];
-    gd_ws_accept_key(h->ws_key.p, h->ws_key.len, accept);
+    gd_ws_accept_key(h->ws_key.p, h->ws_key.len, c->ws_accept);
+    if (!gd_idset_has(&srv->sessions.ids, id)) {
+        /* Cluster mode: another node may have made it. Its load says, before
+         * the upgrade is answered (404 if nobody has it). */
+        s = gd_session_acquire(&srv->sessions, id);
+        if (!s) return refuse(fd, 503, json, "{\"error\":\"Out of memory\"}", NULL);
+        c->kind = GD_CONN_UPGRADING;
+        lws_rx_flow_control(c->wsi, 0); /* frames sent with the upgrade wait in the socket */
+        gd_session_wait_load(&srv->sessions, s, c, upgrade_loaded);
+        return 0;
+    }
+    return finish_upgrade(srv, c, id);
+}
+
+/* Answers the upgrade (101) and joins c to session id. */
+static int finish_upgrade(gd_server *srv, gd_conn *c, const char *id)
+{
+    char resp[256];
+    int fd = fd_of(c);
     int n = snprintf(resp, sizeof(resp),
                      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
-                     accept);
+                     c->ws_accept);
     if (send(fd, resp, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) != n) return -1;
 
     c->kind = GD_CONN_WS;
@@ -114,13 +134,37 @@ int gd_ws_upgrade(gd_server *srv, gd_conn *c, const gd_reqhead *h)
     gd_identity_derive(c->player_id, &c->ident);
     c->connected_at = c->last_message_at = c->last_rx_ms = gd_now_ms();
     srv->m.ws_connections++;
-    s = gd_session_acquire(&srv->sessions, id);
+    gd_session *s = gd_session_acquire(&srv->sessions, id);
     if (!s) {
         gd_ws_close(c, 1011, "out of memory");
         return 0;
     }
     gd_session_join(&srv->sessions, s, c);
     return 0;
+}
+
+/* The load an upgrade waited for (cluster mode) is over: answer it. */
+static void upgrade_loaded(gd_conn *c, gd_session *s, int rc)
+{
+    gd_server *srv = gd_server_of(c->wsi);
+    int fd = fd_of(c);
+    static const char json[] = "application/json";
+    int r = -1;
+    c->kind = GD_CONN_NEW;
+    if (rc == -ENOENT)
+        refuse(fd, 404, json, "{\"error\":\"Session not found\"}", NULL);
+    else if (rc != 0)
+        refuse(fd, 503, json, "{\"error\":\"Storage unavailable\"}", NULL);
+    else if (s->nplayers >= GD_MAX_PLAYERS)
+        refuse(fd, 503, "text/plain", "Session full (max 10 players)", NULL);
+    else
+        r = finish_upgrade(srv, c, s->id);
+    if (r == 0) {
+        lws_rx_flow_control(c->wsi, 1);
+    } else { /* answered and done: close it on the next turn */
+        c->answered = true;
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+    }
 }
 
 /* ---- holding and releasing reads ---------------------------------------- */
@@ -473,6 +517,7 @@ int gd_ws_on_writable(gd_server *srv, gd_conn *c)
 
 void gd_ws_on_closed(gd_server *srv, gd_conn *c)
 {
+    if (c->kind == GD_CONN_UPGRADING) gd_session_unwait(c); /* gone while its session loaded */
     if (c->kind != GD_CONN_WS) return;
     if (c->ws_prev)
         c->ws_prev->ws_next = c->ws_next;
