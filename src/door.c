@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -298,6 +299,10 @@ static void refuse(gd_server *srv, int fd, const gd_addr *a, const char *why)
 static void admit(gd_server *srv, int fd, const struct sockaddr *sa)
 {
     gd_door *d = &srv->door;
+    /* Every message is written whole and at once: Nagle's algorithm would
+     * only hold acks and broadcasts back behind the peer's delayed ACK. */
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     gd_ticket *t = calloc(1, sizeof(*t));
     if (!t || gd_addr_from_sockaddr(sa, &t->addr) != 0) {
         free(t);
