@@ -7,7 +7,7 @@
 #                              Debian's chromium, Node.js + playwright-core via npm ci,
 #                              groff for the man page, systemd-analyze for the unit,
 #                              fuse3 for the power-loss tests, PostgreSQL and Redis for
-#                              scripts/cluster and its tests)
+#                              scripts/cluster and its tests, HAProxy in front of it)
 #   install-deps.sh run PKG... extra Debian packages too (make fuzz)
 set -euo pipefail
 
@@ -20,7 +20,7 @@ packages=(build-essential cmake pkg-config libwebsockets-dev libjansson-dev libs
 if [ "$mode" = test ]; then
   packages+=(libcmocka-dev python3 python3-websockets python3-prometheus-client python3-brotli
     sqlite3 strace valgrind curl chromium fonts-liberation groff-base systemd fuse3 libfuse3-dev
-    postgresql redis-server)
+    postgresql redis-server haproxy)
   # Node.js and npm drive the browser tests; use the machine's when it has them.
   command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 fi

@@ -80,6 +80,9 @@ static const opt opts[] = {
      "KiB queued to one slow reader before it is disconnected"},
     {"idle-timeout", "GROOVED_IDLE_TIMEOUT", INT(idle_timeout), "90", 5, 86400,
      "seconds without any frame or pong before a socket is closed"},
+    {"drain-seconds", "GROOVED_DRAIN_SECONDS", INT(drain_seconds), "0", 0, 300,
+     "seconds a stopping server keeps serving while /healthz answers 503 (draining), so that "
+     "load balancers stop sending it requests before its players are closed; 0: stop at once"},
     {"log-level", "GROOVED_LOG_LEVEL", STR(log_level), "info", 0, 0, "error, warn, info or debug"},
     {"log-format", "GROOVED_LOG_FORMAT", STR(log_format), "text", 0, 0,
      "text (one line per event) or json (one JSON object per line, for log shippers)"},

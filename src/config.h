@@ -49,6 +49,9 @@ typedef struct gd_config {
     int out_cap_kb;
     /* Seconds without a frame or pong before a socket is closed. */
     int idle_timeout;
+    /* Seconds a stopping server goes on serving with /healthz answering 503
+     * before it flushes and closes (0: none), for the load balancer. */
+    int drain_seconds;
     char log_level[16];
     char log_format[16]; /* text or json */
     int debug_routes;

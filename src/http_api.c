@@ -1014,11 +1014,14 @@ static void dispatch(gd_server *srv, gd_conn *c)
     c->dispatched = true;
     char id[37];
     if (strcmp(p, "/healthz") == 0 && c->method == M_GET) {
+        /* A stopping server is not ready: load balancers take it out of
+         * rotation while it drains (server.c), and it goes on answering. */
+        bool draining = gd_server_draining(srv);
         char out[160];
         snprintf(out, sizeof(out),
-                 "{\"status\":\"ok\",\"sessionsInMemory\":%zu,\"storageQueue\":%d}",
-                 srv->sessions.n, gd_store_pending(srv->store));
-        respond(c, 200, out);
+                 "{\"status\":\"%s\",\"sessionsInMemory\":%zu,\"storageQueue\":%d}",
+                 draining ? "draining" : "ok", srv->sessions.n, gd_store_pending(srv->store));
+        respond(c, draining ? 503 : 200, out);
         return;
     }
     if (strcmp(p, "/metrics") == 0 && c->method == M_GET) {

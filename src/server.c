@@ -2,12 +2,17 @@
  * server — the lws context and its single protocol callback, the periodic
  * tick, signal handling and the graceful-shutdown sequence:
  *
- *   RUNNING ──SIGINT/SIGTERM──▶ FLUSHING (commit everything, write KV views
- *   and checkpoints) ──▶ CLOSING (sockets closed with 1012) ──▶ DONE
+ *   RUNNING ──SIGINT/SIGTERM──▶ [DRAINING] ──▶ FLUSHING (commit everything,
+ *   write KV views and checkpoints) ──▶ CLOSING (sockets closed with 1012)
+ *   ──▶ DONE
  *
- * The service manager hears READY=1 once the port listens and STOPPING=1
- * when FLUSHING begins (notify.h). The loop thread runs everything here; the
- * storage thread only wakes it.
+ * DRAINING (--drain-seconds, 0 skips it; a second signal ends it) serves
+ * everything as RUNNING does except /healthz, which answers 503, so that a
+ * load balancer stops sending requests here before the players are closed
+ * and reconnect through it to another node. The service manager hears
+ * READY=1 once the port listens and STOPPING=1 when the stop begins
+ * (notify.h). The loop thread runs everything here; the storage thread only
+ * wakes it.
  */
 #include "server.h"
 
@@ -95,7 +100,7 @@ static void on_signal(int sig)
 {
     (void)sig;
     if (signal_target) {
-        signal_target->stop_requested = 1;
+        signal_target->stop_requested++;
         lws_cancel_service(signal_target->ctx);
     }
 }
@@ -138,15 +143,48 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
                      srv->shutdown_phase ? 20 * LWS_US_PER_MS : LWS_US_PER_SEC);
 }
 
+/* The end of the drain: its only job is to make lws_service return, so
+ * that shutdown_step() runs. */
+static void drain_cb(lws_sorted_usec_list_t *sul)
+{
+    (void)sul;
+}
+
+static int64_t mono_ms(void)
+{
+    return gd_now_us() / 1000;
+}
+
+bool gd_server_draining(const gd_server *srv)
+{
+    return srv->drain_until_ms != 0 || srv->shutdown_phase != 0;
+}
+
 /* Advances the shutdown sequence; called after every loop turn. */
 static void shutdown_step(gd_server *srv)
 {
-    if (srv->stop_requested && srv->shutdown_phase == 0) {
+    if (srv->stop_requested && srv->shutdown_phase == 0 && srv->drain_until_ms == 0 &&
+        srv->cfg.drain_seconds > 0) {
+        srv->drain_until_ms = mono_ms() + (int64_t)srv->cfg.drain_seconds * 1000;
+        gd_event(GD_LOG_INFO, "shutdown_draining", NULL, "seconds,sessions",
+                 "stopping: draining for %d s (/healthz answers 503) with %zu sessions in memory",
+                 srv->cfg.drain_seconds, srv->sessions.n);
+        gd_notify("STOPPING=1\nSTATUS=draining: /healthz answers 503");
+        lws_sul_schedule(srv->ctx, 0, &srv->drain_sul, drain_cb,
+                         (lws_usec_t)srv->cfg.drain_seconds * LWS_US_PER_SEC);
+    }
+    bool drained =
+        srv->drain_until_ms == 0 || mono_ms() >= srv->drain_until_ms || srv->stop_requested > 1;
+    if (srv->stop_requested && srv->shutdown_phase == 0 && drained) {
+        lws_sul_cancel(&srv->drain_sul);
         srv->shutdown_phase = 1;
         srv->shutdown_started_ms = gd_now_ms();
         gd_event(GD_LOG_INFO, "shutdown_started", NULL, "sessions",
                  "shutting down: committing and writing KV views of %zu sessions", srv->sessions.n);
-        gd_notify("STOPPING=1\nSTATUS=shutting down: committing and writing KV views");
+        if (srv->drain_until_ms == 0)
+            gd_notify("STOPPING=1\nSTATUS=shutting down: committing and writing KV views");
+        else
+            gd_notify("STATUS=shutting down: committing and writing KV views");
         lws_sul_schedule(srv->ctx, 0, &srv->tick_sul, tick_cb, 20 * LWS_US_PER_MS);
     }
     int64_t waited = gd_now_ms() - srv->shutdown_started_ms;
@@ -349,6 +387,7 @@ int gd_server_run(const gd_config *cfg)
         shutdown_step(srv);
     }
     lws_sul_cancel(&srv->tick_sul);
+    lws_sul_cancel(&srv->drain_sul);
     gd_sessions_cancel_timers(&srv->sessions);
 
     srv->shutdown_phase = 3;

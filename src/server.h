@@ -61,8 +61,12 @@ typedef struct gd_server {
     gd_static *web;       /* the web root's files (static.h) */
     gd_sessions sessions; /* sessions in memory, ids, batches (session.h) */
     lws_sorted_usec_list_t tick_sul;
-    volatile sig_atomic_t stop_requested;
-    int shutdown_phase; /* 0 running, 1 flushing, 2 closing sockets, 3 done */
+    lws_sorted_usec_list_t drain_sul;
+    volatile sig_atomic_t stop_requested; /* signals received */
+    /* 0 running (draining when drain_until_ms is set), 1 flushing, 2 closing
+     * sockets, 3 done */
+    int shutdown_phase;
+    int64_t drain_until_ms; /* 0, or the end of the drain (monotonic ms) */
     int64_t shutdown_started_ms;
     uint64_t next_serial;
     gd_door door;
@@ -74,6 +78,10 @@ typedef struct gd_server {
 
 /* Runs the server until SIGINT/SIGTERM; 0 after a graceful stop. */
 int gd_server_run(const gd_config *cfg);
+
+/* True from the stop signal on: draining (--drain-seconds), flushing or
+ * closing. /healthz then answers 503. Loop thread. */
+bool gd_server_draining(const gd_server *srv);
 
 /* The server of an lws callback. */
 gd_server *gd_server_of(struct lws *wsi);

@@ -39,6 +39,52 @@ async def test_sigterm_writes_kv_then_closes_with_1012():
         s.cleanup()
 
 
+async def test_drain_answers_503_on_healthz_and_goes_on_serving():
+    """--drain-seconds: from SIGTERM on, /healthz answers 503 "draining" (a load
+    balancer takes the node out) while the node goes on serving its players and
+    requests; then the usual stop, 1012 and exit 0. A second signal cuts it short."""
+    import signal
+    import time
+    s = Server(args=["--drain-seconds", "3"]).start()
+    try:
+        sid = s.create({"state": {"tracks": [TRACK]}})
+        a = await Client.join(s, sid)
+        assert s.http("GET", "/healthz")[0] == 200
+        t0 = time.monotonic()
+        s.proc.send_signal(signal.SIGTERM)
+        s.wait_log("draining for 3 s")
+        status, _, body = s.http("GET", "/healthz")
+        assert status == 503 and body["status"] == "draining", (status, body)
+        # Still serving: a toggle is acknowledged, a REST read answers, a new
+        # session can be created.
+        await a.request({"type": "toggle_step", "trackId": "t1", "step": 3}, "step_toggled")
+        status, _, got = s.http("GET", f"/api/sessions/{sid}")
+        assert status == 200 and got["state"]["tracks"][0]["steps"][3] is True
+        s.create({})
+        assert s.proc.poll() is None
+        try:
+            while True:
+                await a.recv(15)
+        except websockets.exceptions.ConnectionClosed as e:
+            assert e.rcvd is not None and e.rcvd.code == 1012, e
+        assert time.monotonic() - t0 >= 2.5, "closed before the drain ended"
+        assert s.proc.wait(20) == 0, s.read_log()[-2000:]
+        # A second signal ends a drain at once.
+        s.start()
+        t0 = time.monotonic()
+        s.proc.send_signal(signal.SIGTERM)
+        s.wait_log("draining for 3 s")
+        s.proc.send_signal(signal.SIGINT)
+        assert s.proc.wait(20) == 0
+        assert time.monotonic() - t0 < 2.5, "the second signal did not end the drain"
+        s.start()
+        _, _, again = s.http("GET", f"/api/sessions/{sid}")
+        assert again["state"]["tracks"][0]["steps"][3] is True
+        s.stop()
+    finally:
+        s.cleanup()
+
+
 def test_help_and_bad_configuration():
     import subprocess
     from harness import BIN
@@ -57,4 +103,5 @@ def test_help_and_bad_configuration():
 
 
 if __name__ == "__main__":
-    run([test_sigterm_writes_kv_then_closes_with_1012, test_help_and_bad_configuration])
+    run([test_sigterm_writes_kv_then_closes_with_1012,
+         test_drain_answers_503_on_healthz_and_goes_on_serving, test_help_and_bad_configuration])
