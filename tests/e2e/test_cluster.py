@@ -11,6 +11,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import urllib.request
 
 from harness import BIN, TRACK, Client, Server, run
 from resp import Resp, view
@@ -117,7 +118,13 @@ async def test_cluster_up_edit_restart_down():
 
         rc, out = cluster("status", d)
         assert rc == 0 and f"{pg['standby']['name']}=sync" in out, out
-        assert out.count("running") == 5, out
+        # primary, standby, redis, two nodes and HAProxy, which sees both nodes up
+        assert out.count("running") == 6 and out.count("haproxy: UP/L7OK") == 2, out
+        # The balancer's URL serves the session too.
+        with open(os.path.join(d, "cluster.json")) as f:
+            url = json.load(f)["url"]
+        with urllib.request.urlopen(f"{url}/api/sessions/{sid}", timeout=10) as resp:
+            assert json.loads(resp.read())["state"] == state["state"]
 
         rc, out = cluster("restart", d, "node1")
         assert rc == 0, out

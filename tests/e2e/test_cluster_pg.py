@@ -111,6 +111,9 @@ class Player:
             self.ws = None
             self.at += 1
         except (asyncio.TimeoutError, OSError):
+            # No answer in 10 s: the message waited (its session reloading while the
+            # store was unreachable) longer than this client would.
+            self.closes.append("timeout")
             self.ws = None
             self.at += 1
         return False
