@@ -33,6 +33,23 @@ bench() {
   shift 3
   local pids
   pids=$(cluster_field "' '.join('--pid %d' % n['pid'] for n in c['nodes'])")
+  # PostgreSQL (both postmasters and every process titled with their cluster_name:
+  # the nodes' backends, walsender/walreceiver, walwriter...) and Redis: "other".
+  pids="$pids $(/usr/bin/python3 -c "
+import json, os
+c = json.load(open('$dir/cluster.json'))
+names = [c['postgres'][k]['name'] for k in ('primary', 'standby')]
+dirs = [c['postgres'][k]['datadir'] for k in ('primary', 'standby')]
+out = [c['redis']['pid']]
+for pid in filter(str.isdigit, os.listdir('/proc')):
+    try:
+        cmd = open(f'/proc/{pid}/cmdline', 'rb').read().replace(b'\\0', b' ').decode()
+    except OSError:
+        continue
+    if any(cmd.startswith(f'postgres: {n}: ') for n in names) or \\
+            any(f' -D {d}' in cmd for d in dirs):
+        out.append(int(pid))
+print(' '.join(f'--other-pid {p}' for p in out))")"
   # shellcheck disable=SC2086
   build/grooved-bench --port "$port" --duration "$secs" $pids \
     --proxy-pid "$(cluster_field "c['haproxy']['pid']")" --json "$@" |
@@ -73,14 +90,16 @@ echo "== load after: $(uptime)"
 import json, os, sys
 rows = [json.loads(line) for line in open(sys.argv[1])]
 print()
-print("| configuration | scenario | acked/s | ack p50 ms | ack p99 ms | nodes' CPU | HAProxy CPU | errors |")
-print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+print("| configuration | scenario | acked/s | ack p50 ms | ack p99 ms | nodes' CPU | HAProxy CPU | PostgreSQL + Redis | load generator | whole machine busy | errors |")
+print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 for r in sorted(rows, key=lambda r: (r["scenario"] != "1x1", r["config"])):
     s = r["seconds"]
     print(f"| {r['config']} | {r['scenario']} | {r['acked_per_s']:,.0f} | "
           f"{r['latency_ms']['p50']:.3f} | {r['latency_ms']['p99']:.3f} | "
           f"{100 * r['server_cpu_s'] / s:.0f} % ({r['server_cpu_us_per_mutation']:.1f} µs/op) | "
           f"{100 * r['proxy_cpu_s'] / s:.1f} % ({r['proxy_cpu_us_per_mutation']:.1f} µs/op) | "
+          f"{100 * r['others_cpu_s'] / s:.0f} % | {100 * r['bench_cpu_s'] / s:.0f} % | "
+          f"{100 * r['machine_busy_cpu_s'] / s:.0f} % of 200 % | "
           f"{r['errors']}+{r['failed_connections']} |")
 if os.path.exists(sys.argv[2]):
     r = json.load(open(sys.argv[2]))
