@@ -112,5 +112,7 @@ if os.path.exists(sys.argv[2]):
               f"{s['p99'] * 1000:.0f} ms | {s['max'] * 1000:.0f} ms | {s['n']} |")
     print(f"\nacknowledged toggles lost: {r['lost_acks']}; unaffected players disturbed: "
           f"{r['unaffected_disturbed']}; killed: {', '.join(r['victims'])}")
+    for x in r["slow"]:
+        print(f"slow to edit again: {x}")
 EOF
 exit "$rc"

@@ -85,6 +85,13 @@ async def one_round(d, sessions, tracks):
         for p in players:
             if p.sid == sid:
                 lost += sum(1 for s in p.acked if not steps[p.track][s])
+    # The slow ones, and what they went through (closes, errors, nodes, reconnects).
+    p50 = percentile(editing, 50)
+    slow = [{"session": p.sid[:8], "track": p.track, "editing_s": round(e, 3),
+             "ready_s": round(r, 3), "reconnects": p.reconnects,
+             "closes": [c for t, c in p.closes if t > t_kill], "errors": p.errors,
+             "nodes": p.nodes, "connect_failures": p.connect_failures}
+            for p, e, r in zip(affected, editing, ready) if e > max(0.5, 3 * p50)]
     other = [p for p in players if p not in affected]
     disturbed = sum(1 for p in other if p.closes)
     subprocess.run([CLUSTER, "restart", d, victim], check=True, capture_output=True,
@@ -92,7 +99,7 @@ async def one_round(d, sessions, tracks):
     return {"victim": victim, "sessions_on_victim": len({p.sid for p in affected}),
             "affected": len(affected), "players": len(players), "ready_s": ready,
             "editing_s": editing, "lost_acks": lost, "unaffected_disturbed": disturbed,
-            "acked": sum(len(p.acked) for p in players)}
+            "acked": sum(len(p.acked) for p in players), "slow": slow}
 
 
 def summary(values):
@@ -131,12 +138,15 @@ async def main():
                   f"{max(res['editing_s']) * 1000:.0f} ms; acknowledged toggles lost "
                   f"{res['lost_acks']}; other players disturbed {res['unaffected_disturbed']}",
                   flush=True)
+            for x in res["slow"]:
+                print(f"  slow: {x}", flush=True)
     out = {"kills": a.kills, "sessions": a.sessions,
            "ready_s": summary([v for r in rounds for v in r["ready_s"]]),
            "editing_s": summary([v for r in rounds for v in r["editing_s"]]),
            "lost_acks": sum(r["lost_acks"] for r in rounds),
            "unaffected_disturbed": sum(r["unaffected_disturbed"] for r in rounds),
-           "victims": [r["victim"] for r in rounds]}
+           "victims": [r["victim"] for r in rounds],
+           "slow": [x for r in rounds for x in r["slow"]]}
     if a.json_out:
         with open(a.json_out, "w") as f:
             f.write(json.dumps(out) + "\n")
