@@ -9,12 +9,12 @@
 #      node serving the most sessions, K times (the node restarted in between).
 # For every run grooved-bench reads utime+stime from /proc/PID/stat over its measured
 # window for the nodes (summed) and, separately, for HAProxy. Prints one table.
-# Usage: bench/cluster-balancer.sh [seconds-per-run] [kills]   (defaults 10 and 3). Needs
+# Usage: bench/cluster-balancer.sh [seconds-per-run] [kills]   (defaults 10 and 5). Needs
 # root (PostgreSQL runs as the postgres user) and the test packages (make test installs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
-kills=${2:-3}
+kills=${2:-5}
 make build >/dev/null
 dir=$(mktemp -d /tmp/grooved-balbench-XXXXXX)
 chmod 755 "$dir"
@@ -25,6 +25,14 @@ results=$dir/results.jsonl
 
 cluster_field() {  # a value from cluster.json, by a Python expression on c
   /usr/bin/python3 -c "import json; c = json.load(open('$dir/cluster.json')); print($1)"
+}
+
+commit_metrics() {  # the nodes' commits, ops committed and commit ms, summed
+  local url
+  for url in $(cluster_field "' '.join(n['url'] for n in c['nodes'])"); do
+    curl -s "$url/metrics"
+  done | awk '/^grooved_commits_total /{c+=$2} /^grooved_ops_per_commit_sum /{o+=$2}
+    /^grooved_commit_latency_ms_sum /{l+=$2} END { printf "%d %d %.3f\n", c, o, l }'
 }
 
 # bench CONFIG PORT SCENARIO-ARGS...: one grooved-bench run, its JSON line kept.
@@ -50,11 +58,20 @@ for pid in filter(str.isdigit, os.listdir('/proc')):
             any(f' -D {d}' in cmd for d in dirs):
         out.append(int(pid))
 print(' '.join(f'--other-pid {p}' for p in out))")"
+  local m0 m1
+  m0=$(commit_metrics)
   # shellcheck disable=SC2086
   build/grooved-bench --port "$port" --duration "$secs" $pids \
-    --proxy-pid "$(cluster_field "c['haproxy']['pid']")" --json "$@" |
-    /usr/bin/python3 -c "import json, sys; r = json.loads(sys.stdin.read())
-r.update(config='$config', scenario='$scenario'); print(json.dumps(r))" >>"$results"
+    --proxy-pid "$(cluster_field "c['haproxy']['pid']")" --json "$@" >"$dir/run.json"
+  m1=$(commit_metrics)
+  # The nodes' commits over the whole invocation (setup's creates included).
+  /usr/bin/python3 -c "import json; r = json.load(open('$dir/run.json'))
+a, b = [int(float(x)) for x in '$m0'.split()[:2]], [int(float(x)) for x in '$m1'.split()[:2]]
+ms = float('$m1'.split()[2]) - float('$m0'.split()[2])
+c, o = b[0] - a[0], b[1] - a[1]
+r.update(config='$config', scenario='$scenario', commits=c,
+         ops_per_commit=o / c if c else 0, commit_ms_mean=ms / c if c else 0)
+print(json.dumps(r))" >>"$results"
   tail -n1 "$results" | /usr/bin/python3 -c "import json, sys; r = json.loads(sys.stdin.read())
 print(f\"  {r['config']}, {r['scenario']}: {r['acked_per_s']:.0f} acked/s\", flush=True)"
 }
@@ -90,8 +107,8 @@ echo "== load after: $(uptime)"
 import json, os, sys
 rows = [json.loads(line) for line in open(sys.argv[1])]
 print()
-print("| configuration | scenario | acked/s | ack p50 ms | ack p99 ms | nodes' CPU | HAProxy CPU | PostgreSQL + Redis | load generator | whole machine busy | errors |")
-print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+print("| configuration | scenario | acked/s | ack p50 ms | ack p99 ms | nodes' CPU | HAProxy CPU | PostgreSQL + Redis | load generator | machine busy (other work) | commits (ops each, mean ms) | errors |")
+print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 for r in sorted(rows, key=lambda r: (r["scenario"] != "1x1", r["config"])):
     s = r["seconds"]
     print(f"| {r['config']} | {r['scenario']} | {r['acked_per_s']:,.0f} | "
@@ -99,7 +116,9 @@ for r in sorted(rows, key=lambda r: (r["scenario"] != "1x1", r["config"])):
           f"{100 * r['server_cpu_s'] / s:.0f} % ({r['server_cpu_us_per_mutation']:.1f} µs/op) | "
           f"{100 * r['proxy_cpu_s'] / s:.1f} % ({r['proxy_cpu_us_per_mutation']:.1f} µs/op) | "
           f"{100 * r['others_cpu_s'] / s:.0f} % | {100 * r['bench_cpu_s'] / s:.0f} % | "
-          f"{100 * r['machine_busy_cpu_s'] / s:.0f} % of 200 % | "
+          f"{100 * r['machine_busy_cpu_s'] / s:.0f} % of 200 % "
+          f"({100 * (r['machine_busy_cpu_s'] - r['server_cpu_s'] - r['proxy_cpu_s'] - r['others_cpu_s'] - r['bench_cpu_s']) / s:.0f} %) | "
+          f"{r['commits']:,} ({r['ops_per_commit']:.1f}, {r['commit_ms_mean']:.2f} ms) | "
           f"{r['errors']}+{r['failed_connections']} |")
 if os.path.exists(sys.argv[2]):
     r = json.load(open(sys.argv[2]))
