@@ -10,6 +10,11 @@
  *   throughput  a window of W outstanding mutations per client
  *   idle        connect, wait for snapshots, hold the sockets (memory figures)
  * Always bounded: stops after --duration seconds or --ops acks per client.
+ * Over the measured window it reads utime+stime from /proc/PID/stat of the
+ * server (--pid, repeatable: the sum over several nodes) and, on its own, of a
+ * balancer in front (--proxy-pid) and of other processes (--other-pid,
+ * repeatable, summed: e.g. PostgreSQL's); also its own CPU and the machine's
+ * (/proc/stat), so that what else ran meanwhile shows.
  * Single thread, one lws loop. Prints a report, or JSON with --json.
  */
 #include <errno.h>
@@ -42,10 +47,19 @@ typedef struct client {
 static struct {
     const char *host;
     int port;
-    int sessions, clients, window, duration, max_ops, pid;
+    int sessions, clients, window, duration, max_ops;
+    int pids[16], npids;     /* the server's processes (--pid, repeatable: all nodes) */
+    int proxy_pid;           /* a balancer in front (--proxy-pid): its CPU on its own */
+    int others[64], nothers; /* more processes (--other-pid, e.g. PostgreSQL's): summed */
     const char *mode;
     bool json;
-} opt = {"127.0.0.1", 8787, 1, 1, 1, 10, 0, 0, "latency", false};
+} opt = {.host = "127.0.0.1",
+         .port = 8787,
+         .sessions = 1,
+         .clients = 1,
+         .window = 1,
+         .duration = 10,
+         .mode = "latency"};
 
 static client *clients;
 static int nclients;
@@ -267,7 +281,7 @@ typedef struct proc_sample {
     long long write_bytes; /* bytes the server caused to be written to storage */
 } proc_sample;
 
-static proc_sample sample_proc(int pid)
+static proc_sample sample_one(int pid)
 {
     proc_sample s = {0, 0, 0};
     if (!pid) return s;
@@ -294,6 +308,52 @@ static proc_sample sample_proc(int pid)
     while (f && fgets(buf, sizeof(buf), f))
         if (strncmp(buf, "VmRSS:", 6) == 0) s.rss_kb = strtol(buf + 6, NULL, 10);
     if (f) fclose(f);
+    return s;
+}
+
+/* The CPU seconds of the --other-pid processes, summed. */
+static double others_cpu(void)
+{
+    double s = 0;
+    for (int i = 0; i < opt.nothers; i++)
+        s += sample_one(opt.others[i]).cpu_s;
+    return s;
+}
+
+/* CPU seconds this process used (the load generator's own cost). */
+static double self_cpu(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* CPU seconds every core of the machine spent busy (not idle or iowait), from
+ * /proc/stat: with the figures above, what else ran meanwhile. */
+static double machine_busy(void)
+{
+    unsigned long long v[10] = {0};
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f) return 0;
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+                   &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]);
+    fclose(f);
+    if (n < 8) return 0;
+    /* user nice system [idle iowait] irq softirq steal (guest is inside user) */
+    return (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* The sum over the --pid processes (several nodes behind a balancer). */
+static proc_sample sample_proc(void)
+{
+    proc_sample s = {0, 0, 0};
+    for (int i = 0; i < opt.npids; i++) {
+        proc_sample one = sample_one(opt.pids[i]);
+        s.cpu_s += one.cpu_s;
+        s.rss_kb += one.rss_kb;
+        s.write_bytes += one.write_bytes;
+    }
     return s;
 }
 
@@ -354,18 +414,22 @@ static int run_wake(void)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: grooved-bench [--host H] [--port P] [--sessions S] [--clients C]\n"
-            "                     [--mode latency|throughput|idle|wake] [--window W]\n"
-            "                     [--duration SECONDS] [--ops N] [--pid SERVER_PID] [--json]\n");
+    fprintf(stderr, "usage: grooved-bench [--host H] [--port P] [--sessions S] [--clients C]\n"
+                    "                     [--mode latency|throughput|idle|wake] [--window W]\n"
+                    "                     [--duration SECONDS] [--ops N] [--pid SERVER_PID]...\n"
+                    "                     [--proxy-pid BALANCER_PID] [--other-pid PID]...\n"
+                    "                     [--json]\n");
 }
 
 int main(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"host", 1, 0, 'h'}, {"port", 1, 0, 'p'},   {"sessions", 1, 0, 's'}, {"clients", 1, 0, 'c'},
-        {"mode", 1, 0, 'm'}, {"window", 1, 0, 'w'}, {"duration", 1, 0, 'd'}, {"ops", 1, 0, 'n'},
-        {"pid", 1, 0, 'P'},  {"json", 0, 0, 'j'},   {"help", 0, 0, '?'},     {0, 0, 0, 0}};
+    static const struct option longopts[] = {{"host", 1, 0, 'h'},      {"port", 1, 0, 'p'},
+                                             {"sessions", 1, 0, 's'},  {"clients", 1, 0, 'c'},
+                                             {"mode", 1, 0, 'm'},      {"window", 1, 0, 'w'},
+                                             {"duration", 1, 0, 'd'},  {"ops", 1, 0, 'n'},
+                                             {"pid", 1, 0, 'P'},       {"proxy-pid", 1, 0, 'X'},
+                                             {"other-pid", 1, 0, 'O'}, {"json", 0, 0, 'j'},
+                                             {"help", 0, 0, '?'},      {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (ch) {
@@ -394,7 +458,21 @@ int main(int argc, char **argv)
             opt.max_ops = atoi(optarg);
             break;
         case 'P':
-            opt.pid = atoi(optarg);
+            if (opt.npids == (int)(sizeof(opt.pids) / sizeof(opt.pids[0]))) {
+                usage();
+                return 2;
+            }
+            opt.pids[opt.npids++] = atoi(optarg);
+            break;
+        case 'X':
+            opt.proxy_pid = atoi(optarg);
+            break;
+        case 'O':
+            if (opt.nothers == (int)(sizeof(opt.others) / sizeof(opt.others[0]))) {
+                usage();
+                return 2;
+            }
+            opt.others[opt.nothers++] = atoi(optarg);
             break;
         case 'j':
             opt.json = true;
@@ -480,7 +558,9 @@ int main(int argc, char **argv)
     int64_t deadline = now_us() + 60 * 1000000LL;
     while (!interrupted && snapshot_count + closed_count < nclients && now_us() < deadline)
         lws_service(ctx, 0);
-    proc_sample p0 = sample_proc(opt.pid);
+    proc_sample p0 = sample_proc();
+    double x0 = sample_one(opt.proxy_pid).cpu_s, o0 = others_cpu(), b0 = self_cpu(),
+           m0 = machine_busy();
     measuring = true;
     t_measure_us = now_us();
     for (int i = 0; i < nclients; i++)
@@ -497,7 +577,9 @@ int main(int argc, char **argv)
     }
     measuring = false;
     t_end_us = now_us();
-    proc_sample p1 = sample_proc(opt.pid);
+    proc_sample p1 = sample_proc();
+    double xcpu = sample_one(opt.proxy_pid).cpu_s - x0, ocpu = others_cpu() - o0,
+           bcpu = self_cpu() - b0, mbusy = machine_busy() - m0;
     for (int i = 0; i < nclients; i++)
         timeouts += (uint64_t)(clients[i].outstanding > 0 ? clients[i].outstanding : 0);
     stopping = true;
@@ -524,13 +606,16 @@ int main(int argc, char **argv)
                "\"connect_to_snapshot_ms\":{\"p50\":%.3f,\"p99\":%.3f},\"errors\":%llu,"
                "\"timeouts\":%llu,\"failed_connections\":%d,\"server_cpu_s\":%.3f,"
                "\"server_cpu_us_per_mutation\":%.2f,\"server_rss_kb\":%ld,"
-               "\"server_disk_bytes_per_mutation\":%.1f}\n",
+               "\"server_disk_bytes_per_mutation\":%.1f,\"proxy_cpu_s\":%.3f,"
+               "\"proxy_cpu_us_per_mutation\":%.2f,\"others_cpu_s\":%.3f,\"bench_cpu_s\":%.3f,"
+               "\"machine_busy_cpu_s\":%.3f}\n",
                opt.mode, opt.sessions, opt.clients, opt.window, secs, nlat, ops_s,
                (double)broadcasts / secs, pct(lat, nlat, 50), pct(lat, nlat, 90),
                pct(lat, nlat, 99), pct(lat, nlat, 99.9), nlat ? (double)lat[nlat - 1] / 1000 : 0,
                pct(snap_lat, nsnap, 50), pct(snap_lat, nsnap, 99), (unsigned long long)errors,
                (unsigned long long)timeouts, failed, cpu, nlat ? cpu * 1e6 / (double)nlat : 0,
-               p1.rss_kb, nlat ? (double)(p1.write_bytes - p0.write_bytes) / (double)nlat : 0);
+               p1.rss_kb, nlat ? (double)(p1.write_bytes - p0.write_bytes) / (double)nlat : 0, xcpu,
+               nlat ? xcpu * 1e6 / (double)nlat : 0, ocpu, bcpu, mbusy);
     } else {
         printf("mode %s: %d sessions x %d clients, window %d, %.2f s measured\n", opt.mode,
                opt.sessions, opt.clients, opt.window, secs);
@@ -543,11 +628,17 @@ int main(int argc, char **argv)
                pct(snap_lat, nsnap, 99), nsnap, nclients);
         printf("  errors %llu, unanswered at stop %llu, failed connections %d\n",
                (unsigned long long)errors, (unsigned long long)timeouts, failed);
-        if (opt.pid)
+        if (opt.npids)
             printf("  server: %.3f CPU s (%.1f us per mutation), RSS %ld KiB, "
                    "%.1f bytes written to disk per mutation\n",
                    cpu, nlat ? cpu * 1e6 / (double)nlat : 0, p1.rss_kb,
                    nlat ? (double)(p1.write_bytes - p0.write_bytes) / (double)nlat : 0);
+        if (opt.proxy_pid)
+            printf("  proxy: %.3f CPU s (%.1f %% of one core, %.1f us per mutation)\n", xcpu,
+                   secs > 0 ? 100 * xcpu / secs : 0, nlat ? xcpu * 1e6 / (double)nlat : 0);
+        if (opt.nothers) printf("  other processes: %.3f CPU s\n", ocpu);
+        printf("  this load generator: %.3f CPU s; the whole machine: %.3f CPU s busy\n", bcpu,
+               mbusy);
     }
     for (int i = 0; i < nclients; i++)
         free(clients[i].sent_at);
