@@ -21,10 +21,13 @@ start() {
   local bin=$1
   rm -rf "$data"; mkdir -p "$data"
   local args=(--port $port --data-dir "$data" --log-level warn --ws-rate 1000000 --create-rate 1000000)
+  # (--help is read whole first: with pipefail, grep -q closing the pipe early
+  # would make a flag look missing.)
+  local help; help=$("$bin" --help 2>&1)
   for f in max-conns-per-ip load-rate list-rate; do
-    "$bin" --help 2>&1 | grep -q -- "--$f " && args+=("--$f" 1000000)
+    grep -q -- "--$f " <<<"$help" && args+=("--$f" 1000000)
   done
-  "$bin" --help 2>&1 | grep -q -- "--fanout-kb " && args+=(--fanout-kb 1048576)
+  grep -q -- "--fanout-kb " <<<"$help" && args+=(--fanout-kb 1048576)
   "$bin" "${args[@]}" 2>"$data.log" &
   pid=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && return; sleep 0.05; done
@@ -39,7 +42,7 @@ run() { # name bench-args...
       local bin=$old; [ $which = new ] && bin=$new
       start "$bin"
       printf '%-22s %-3s round %d: ' "$name" "$which" "$r"
-      $bench --port $port --duration "$secs" --pid $pid "$@" | grep -E 'acknowledged|ack latency|server:' | sed 's/^ *//' | tr '\n' ' '
+      $bench --port $port --duration "$secs" --pid $pid "$@" 2>&1 | grep -E 'acknowledged|ack latency|server:|failed connections' | sed 's/^ *//' | tr '\n' ' '
       echo
       stop
     done
