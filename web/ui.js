@@ -79,7 +79,7 @@ export function createUI(S, A, engine) {
       put(el, get());
     };
     el._show = show;
-    if (el.type === 'range') el.addEventListener('pointerdown', () => { dragging = el; });
+    if (el.type === 'range') el.addEventListener('pointerdown', () => startDrag(el));
     el.addEventListener('blur', () => setTimeout(show, 0));
     if (el.tagName === 'INPUT' && el.type !== 'range') {
       el.addEventListener('keydown', (e) => {
@@ -90,14 +90,21 @@ export function createUI(S, A, engine) {
     return show;
   }
 
+  // The end of a drag is listened for only while one lasts: a listener on
+  // the document runs (and costs) on every click anywhere.
+  function startDrag(el) {
+    dragging = el;
+    document.addEventListener('pointerup', endDrag, true);
+    document.addEventListener('pointercancel', endDrag, true);
+  }
   function endDrag() {
     const el = dragging;
+    document.removeEventListener('pointerup', endDrag, true);
+    document.removeEventListener('pointercancel', endDrag, true);
     if (!el) return;
     dragging = null;
     setTimeout(() => el._show?.(), 0);
   }
-  document.addEventListener('pointerup', endDrag, true);
-  document.addEventListener('pointercancel', endDrag, true);
 
   // ---- transport and header ------------------------------------------------
 
@@ -179,12 +186,14 @@ export function createUI(S, A, engine) {
   function openFx() {
     fxPanel.hidden = false;
     fxToggle.setAttribute('aria-expanded', 'true');
+    watchOutside();
     fxPanel.querySelector('input, select')?.focus();
   }
   function closeFx(returnFocus) {
     if (fxPanel.hidden) return false;
     fxPanel.hidden = true;
     fxToggle.setAttribute('aria-expanded', 'false');
+    watchOutside();
     if (returnFocus) fxToggle.focus();
     return true;
   }
@@ -430,8 +439,10 @@ export function createUI(S, A, engine) {
     const i = clamp(step, 0, v.cells.length - 1);
     const prev = activeCell();
     const next = v.cells[i];
+    // Only real changes: setting tabindex on the focused element makes the
+    // browser recompute its style at once (is it still focusable?).
     if (prev && prev !== next) prev.tabIndex = -1;
-    next.tabIndex = 0;
+    if (next.tabIndex !== 0) next.tabIndex = 0;
     active = { id, step: i };
     if (focus) next.focus();
   }
@@ -444,12 +455,26 @@ export function createUI(S, A, engine) {
     if (b) setActive(viewOfRow(b).id, Number(b.dataset.step), false);
   });
 
+  // A mouse press on a step does not move focus there (the browser's
+  // default; Safari and Firefox on macOS never do it for buttons): moving
+  // focus costs a style pass over both steps and the press's selection
+  // handling. The click makes the step the grid's tab stop unless a step
+  // has the focus: then the keyboard keeps its place, the focused step
+  // stays the tab stop and arrows go on from there. Focus elsewhere is
+  // released, so a half-typed field commits as on any other click.
+  grid.addEventListener('mousedown', (e) => {
+    if (!cellOf(e.target)) return;
+    e.preventDefault();
+    const f = document.activeElement;
+    if (f && f !== document.body && !grid.contains(f)) f.blur();
+  });
+
   grid.addEventListener('click', (e) => {
     const b = cellOf(e.target);
     if (!b) return;
     const v = viewOfRow(b);
     const i = Number(b.dataset.step);
-    setActive(v.id, i, false);
+    if (!cellOf(document.activeElement)) setActive(v.id, i, false);
     if (suppress && suppress.b === b && Date.now() < suppress.until) { suppress = null; return; }
     if (e.shiftKey) openLock(v, i, b);
     else A.toggleStep(v.t(), i);
@@ -468,6 +493,9 @@ export function createUI(S, A, engine) {
     const b = cellOf(e.target);
     if (!b || e.pointerType === 'mouse') return;
     clearTimeout(longPress?.timer);
+    grid.addEventListener('pointermove', pressMove);
+    grid.addEventListener('pointerup', endPress);
+    grid.addEventListener('pointercancel', endPress);
     longPress = {
       b, x: e.clientX, y: e.clientY, fired: false,
       timer: setTimeout(() => {
@@ -477,20 +505,19 @@ export function createUI(S, A, engine) {
       }, LONG_PRESS_MS),
     };
   });
-  grid.addEventListener('pointermove', (e) => {
-    if (longPress && Math.hypot(e.clientX - longPress.x, e.clientY - longPress.y) > 10) {
-      clearTimeout(longPress.timer);
-      longPress = null;
-    }
-  });
-  const endPress = () => {
+  // Listened for only while a touch or pen press lasts.
+  function pressMove(e) {
+    if (longPress && Math.hypot(e.clientX - longPress.x, e.clientY - longPress.y) > 10) endPress(null);
+  }
+  function endPress(e) {
+    grid.removeEventListener('pointermove', pressMove);
+    grid.removeEventListener('pointerup', endPress);
+    grid.removeEventListener('pointercancel', endPress);
     if (!longPress) return;
     clearTimeout(longPress.timer);
-    if (longPress.fired) suppress = { b: longPress.b, until: Date.now() + 600 };
+    if (e && longPress.fired) suppress = { b: longPress.b, until: Date.now() + 600 };
     longPress = null;
-  };
-  grid.addEventListener('pointerup', endPress);
-  grid.addEventListener('pointercancel', endPress);
+  }
 
   grid.addEventListener('keydown', (e) => {
     const b = cellOf(e.target);
@@ -552,6 +579,7 @@ export function createUI(S, A, engine) {
     }
     document.body.append(box);
     lock = { box, anchor };
+    watchOutside();
     pitch.focus();
     pitch.select();
   }
@@ -561,14 +589,21 @@ export function createUI(S, A, engine) {
     const { box, anchor } = lock;
     lock = null;
     box.remove();
+    watchOutside();
     if (returnFocus && anchor.isConnected) anchor.focus();
     return true;
   }
 
-  document.addEventListener('pointerdown', (e) => {
+  // A press outside the open lock editor or effects panel closes it; the
+  // document is listened to only while one is open.
+  function outsidePress(e) {
     if (lock && !lock.box.contains(e.target) && e.target !== lock.anchor) closeLock(false);
     if (!fxPanel.hidden && !fxPanel.contains(e.target) && !fxToggle.contains(e.target)) closeFx(false);
-  });
+  }
+  function watchOutside() {
+    if (lock || !fxPanel.hidden) document.addEventListener('pointerdown', outsidePress);
+    else document.removeEventListener('pointerdown', outsidePress);
+  }
 
   // ---- drawer and piano roll ------------------------------------------------------
 

@@ -5,7 +5,7 @@
 // politely.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { setup, openPage, cell, head, addTrack, privateServer } from './harness.mjs';
+import { setup, openPage, cell, head, addTrack, privateServer, sessionId, restState, until } from './harness.mjs';
 
 let env;
 before(async () => { env = await setup(); });
@@ -81,6 +81,39 @@ describe('keyboard and screen readers', { concurrency: true }, () => {
     await a.keyboard.press('Escape');
     assert.equal(await a.isVisible('#dialog'), false);
     assert.equal((await focused(a)).id, 'publish');
+    assert.deepEqual(a.errors, []);
+    await a.closeAll();
+  });
+
+  test('a mouse click toggles without taking the focus: the step becomes the tab stop, a keyboard user keeps their place, a typed field commits', async () => {
+    const { browser, server } = env;
+    const a = await openPage(browser, `${server.url}/`);
+    for (const s of ['kick', 'snare']) await addTrack(a, s);
+    const tabStops = () => a.evaluate(() => [...document.querySelectorAll('#grid .step[tabindex="0"]')]
+      .map((el) => `${[...document.querySelectorAll('#grid .row')].indexOf(el.closest('.row'))}:${el.dataset.step}`));
+
+    // A half-typed session name commits when a step is clicked; the focus
+    // goes nowhere, and the clicked step is where Tab enters the grid.
+    await a.locator('#name').fill('Clicked away');
+    await cell(a, 1, 4).click();
+    assert.equal(await cell(a, 1, 4).getAttribute('aria-pressed'), 'true');
+    assert.equal(await a.evaluate(() => document.activeElement === document.body), true, 'the click moved the focus nowhere');
+    assert.deepEqual(await tabStops(), ['1:4']);
+    const id = sessionId(a);
+    assert.ok(await until(async () => (await restState(server, id)).name === 'Clicked away'), 'the name field committed');
+    await a.locator('#remix').focus();
+    await a.keyboard.press('Tab');
+    assert.deepEqual(await focused(a), { id: '', cls: 'step on', step: '4', row: 1 });
+
+    // With the keyboard in the grid, a click elsewhere toggles that step and
+    // the keyboard keeps its place: focus and tab stop stay, arrows go on.
+    await a.keyboard.press('ArrowRight');
+    await cell(a, 0, 9).click();
+    assert.equal(await cell(a, 0, 9).getAttribute('aria-pressed'), 'true');
+    assert.deepEqual(await focused(a), { id: '', cls: 'step', step: '5', row: 1 });
+    assert.deepEqual(await tabStops(), ['1:5']);
+    await a.keyboard.press('ArrowLeft');
+    assert.deepEqual(await focused(a), { id: '', cls: 'step on', step: '4', row: 1 });
     assert.deepEqual(a.errors, []);
     await a.closeAll();
   });
