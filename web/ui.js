@@ -778,18 +778,37 @@ export function createUI(S, A, engine) {
     cursors.delete(id);
   }
 
+  // The pointer is broadcast at most every 50 ms (the reference client's
+  // rate), and the last move always goes out: one inside the window is sent
+  // when the window ends, so the others see where the pointer stopped. The
+  // step comes from the event's target; the board's box (for x/y, which the
+  // original client uses) is read once per message, not per event.
   let lastCursorAt = 0;
-  board.addEventListener('pointermove', (e) => {
-    if (!A.isConnected() || e.pointerType !== 'mouse' || Date.now() - lastCursorAt < 50) return;
+  let cursorTimer = 0;
+  let lastMove = null;
+  function sendCursor() {
+    cursorTimer = 0;
+    const m = lastMove;
+    lastMove = null;
+    if (!m || !A.isConnected()) return;
     const box = board.getBoundingClientRect();
-    const x = ((e.clientX - box.left) / box.width) * 100;
-    const y = ((e.clientY - box.top) / box.height) * 100;
-    if (x < 0 || x > 100 || y < 0 || y > 100) return;
+    const x = ((m.x - box.left) / box.width) * 100;
+    const y = ((m.y - box.top) / box.height) * 100;
+    if (!(x >= 0 && x <= 100 && y >= 0 && y <= 100)) return;
     lastCursorAt = Date.now();
-    const b = cellOf(e.target);
     const position = { x, y };
-    if (b) { position.trackId = viewOfRow(b).id; position.step = Number(b.dataset.step); }
+    const row = m.b?.isConnected && m.b.closest('.row');
+    const v = row && views.get(row.dataset.trackId);
+    if (v) { position.trackId = v.id; position.step = Number(m.b.dataset.step); }
     A.cursorMove(position);
+  }
+  board.addEventListener('pointermove', (e) => {
+    if (e.pointerType !== 'mouse' || !A.isConnected()) return;
+    lastMove = { x: e.clientX, y: e.clientY, b: cellOf(e.target) };
+    if (cursorTimer) return;
+    const wait = lastCursorAt + 50 - Date.now();
+    if (wait <= 0) sendCursor();
+    else cursorTimer = setTimeout(sendCursor, wait);
   });
 
   // ---- playhead --------------------------------------------------------------------

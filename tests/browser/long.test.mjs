@@ -111,4 +111,27 @@ describe('long patterns', { concurrency: true }, () => {
     await a.closeAll();
     await b.closeAll();
   });
+
+  test('a pointer that stops moving is shown where it stopped, even when its last move came within 50 ms of the one before', async () => {
+    const { browser, server } = env;
+    const a = await openPage(browser, `${server.url}/`);
+    await addTrack(a, 'kick');
+    const b = await openPage(browser, a.url());
+    await cell(b, 0, 7).waitFor();
+    const box = async (i) => { const r = await cell(a, 0, i).boundingBox(); return [r.x + r.width / 2, r.y + r.height / 2]; };
+    const [x2, y2] = await box(2);
+    const [x7, y7] = await box(7);
+    // Two moves back to back: the second falls inside the first's 50 ms.
+    await a.evaluate(() => { window.__t = performance.now(); });
+    await a.mouse.move(x2, y2);
+    await a.mouse.move(x7, y7);
+    const apart = await a.evaluate(() => performance.now() - window.__t);
+    await b.waitForFunction(() => document.querySelector('#cursors .cursor')?.dataset.step === '7', null, { timeout: 3000 })
+      .catch(() => {});
+    const shown = await b.evaluate(() => document.querySelector('#cursors .cursor')?.dataset.step ?? null);
+    assert.equal(shown, '7', `b shows a's pointer on step 7, where it stopped (the two moves were ${apart.toFixed(0)} ms apart)`);
+    assert.deepEqual([...a.errors, ...b.errors], []);
+    await a.closeAll();
+    await b.closeAll();
+  });
 });
