@@ -2,14 +2,15 @@
 # Side by side: two grooved binaries (e.g. an older commit's and today's),
 # the same load generator, the same configurations, alternating A and B for
 # each configuration so that drift in the machine's load hits both alike.
-#   bench/compare.sh OLD_BIN NEW_BIN [seconds-per-run] [rounds]
+#   bench/compare.sh OLD_BIN NEW_BIN [seconds-per-run] [rounds] [configurations]
+# configurations: a regular expression on the names below (default: all).
 # Build an older commit's binary with, e.g.:
 #   git worktree add /tmp/old a70f4f8 && make -C /tmp/old build
 # Per-client limits are lifted on both (flags the older binary lacks are left
 # out for it). Prints grooved-bench's summary line per run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-old=$1 new=$2 secs=${3:-10} rounds=${4:-2}
+old=$1 new=$2 secs=${3:-10} rounds=${4:-2} only=${5:-.}
 make build >/dev/null
 bench=./build/grooved-bench
 port=8798
@@ -37,6 +38,7 @@ stop() { kill -TERM "$pid"; wait "$pid" || true; }
 
 run() { # name bench-args...
   local name=$1; shift
+  grep -Eq -- "$only" <<<"$name" || return 0
   for r in $(seq "$rounds"); do
     for which in old new; do
       local bin=$old; [ $which = new ] && bin=$new
