@@ -320,13 +320,19 @@ export function createUI(S, A, engine) {
 
   // Adds or removes step cells to match the track's step count. Cells sit
   // in one segment per bar, each its own paint container, so a toggle or
-  // the moving playhead repaints 16 cells rather than the whole row.
+  // the moving playhead repaints 16 cells rather than the whole row. A step
+  // is a div with role=button, not a <button>: Chromium invalidates a
+  // <button>'s style when it becomes :active and again when it stops,
+  // which cost each mouse click one more style pass (the press's; the
+  // release's shares the toggle's) for no visible change: the page has no
+  // :active rule. Enter toggles it (the grid's keydown); Space stays
+  // play/stop.
   function setCells(v, t) {
     const n = t.stepCount || 16;
     if (v.cells.length === n) return;
     while (v.cells.length < n) {
       const i = v.cells.length;
-      const b = h('button', { type: 'button', class: 'step', tabindex: '-1', 'data-step': i, 'aria-pressed': 'false', 'aria-label': `${t.name}, step ${i + 1}` });
+      const b = h('div', { role: 'button', class: 'step', tabindex: '-1', 'data-step': i, 'aria-pressed': 'false', 'aria-label': `${t.name}, step ${i + 1}` });
       b._on = false;
       b._lock = '';
       const cls = `cell${i % 4 === 0 ? ' beat' : ''}${i % 16 === 0 && i > 0 ? ' bar' : ''}`;
@@ -534,6 +540,7 @@ export function createUI(S, A, engine) {
     };
     if (keys[e.key]) { e.preventDefault(); keys[e.key](); return; }
     if (e.key === 'Enter' && e.shiftKey) { e.preventDefault(); openLock(v, i, b); }
+    else if (e.key === 'Enter') { e.preventDefault(); b.click(); } // what a <button> would do
   });
 
   // ---- parameter-lock editor ----------------------------------------------------
@@ -1095,7 +1102,7 @@ export function createUI(S, A, engine) {
 
   // Space plays and stops anywhere but in a field or on another button;
   // Escape closes the open pop-up and puts focus back where it came from.
-  const typingTarget = 'input, select, textarea, [contenteditable], a[href], button:not(.step), dialog';
+  const typingTarget = 'input, select, textarea, [contenteditable], a[href], button, dialog';
   document.addEventListener('keydown', (e) => {
     if (e.key === ' ' && !e.ctrlKey && !e.metaKey && !e.altKey) {
       if (dialog.open || e.target.closest?.(typingTarget)) return;
@@ -1104,9 +1111,6 @@ export function createUI(S, A, engine) {
     } else if (e.key === 'Escape') {
       if (closeLock(true) || closeFx(true)) e.preventDefault();
     }
-  });
-  document.addEventListener('keyup', (e) => {
-    if (e.key === ' ' && cellOf(e.target)) e.preventDefault(); // a step is toggled with Enter
   });
   phone.addEventListener('change', () => { for (const v of views.values()) if (v.rollOpen) buildRoll(v); placeCursors(); });
 

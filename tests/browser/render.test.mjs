@@ -69,6 +69,38 @@ describe('rendering', { concurrency: true }, () => {
     await b.closeAll();
   });
 
+  test('pressing a step with the mouse recomputes no style: nothing on a step depends on :active', async () => {
+    const { browser, server } = env;
+    const a = await openPage(browser, `${server.url}/`);
+    await addTrack(a, 'kick');
+    const cdp = await a.context().newCDPSession(a);
+    await cdp.send('Performance.enable');
+    const recalcs = async () => (await cdp.send('Performance.getMetrics')).metrics.find((m) => m.name === 'RecalcStyleCount').value;
+    const frames = () => a.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+    // The pointer rests on the step (its hover change is done), then only the
+    // press is watched. The least of three presses, so an unrelated style
+    // change on the page (a status update) cannot fail the test.
+    const box = await cell(a, 0, 3).boundingBox();
+    const perPress = [];
+    for (let k = 0; k < 3; k++) {
+      await a.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+      await frames();
+      const before = await recalcs();
+      await a.mouse.down();
+      await frames();
+      perPress.push((await recalcs()) - before);
+      await a.mouse.up();
+      await frames();
+      await a.mouse.move(box.x + box.width / 2, box.y - 40);
+    }
+    assert.equal(Math.min(...perPress), 0, `style recalculations per press: ${perPress}`);
+    // The press still toggled nothing by itself; the clicks (press + release) did.
+    assert.equal(await cell(a, 0, 3).getAttribute('aria-pressed'), 'true', 'three clicks leave the step on');
+    await cdp.detach();
+    assert.deepEqual(a.errors, []);
+    await a.closeAll();
+  });
+
   test('two pages editing the same controls at once: nobody\'s gesture is cut off, and both end on the server\'s value', async () => {
     const { browser, server } = env;
     const a = await openPage(browser, `${server.url}/`);
