@@ -63,6 +63,7 @@ class Player:
         self.nodes, self.sid, self.track = nodes, sid, track
         self.at = start_node
         self.acked = set()      # steps acknowledged (step_toggled with our clientSeq)
+        self.committed = set()  # steps found on after a reconnect, their ack lost
         self.refused = []       # error codes received
         self.closes = []        # close codes seen
         self.seq = 0
@@ -88,10 +89,18 @@ class Player:
         raise AssertionError(f"{self.track}: could not reconnect")
 
     async def toggle(self, step, deadline):
-        """Sends one toggle and waits for its outcome; True when acknowledged."""
+        """Sends one toggle and waits for its outcome; True when acknowledged, or
+        when the snapshot after a reconnect shows it committed (its ack lost with
+        the node: every step starts off and is toggled once, so sending it again
+        would toggle it back)."""
         if self.ws is None:
-            await self.connect(deadline)
+            snap = await self.connect(deadline)
             self.reconnects += 1
+            steps = next((t["steps"] for t in snap["state"]["tracks"] if t["id"] == self.track),
+                         [])
+            if step < len(steps) and steps[step]:
+                self.committed.add(step)
+                return True
         self.seq += 1
         seq = self.seq
         try:
@@ -120,7 +129,8 @@ class Player:
 
     async def play(self, steps, deadline, pace=0.0):
         for step in steps:
-            while step not in self.acked and time.time() < deadline:
+            while step not in self.acked and step not in self.committed and \
+                    time.time() < deadline:
                 if not await self.toggle(step, deadline):
                     await asyncio.sleep(0.1)
             if pace:
@@ -136,6 +146,7 @@ def check_oracle(node, sid, players):
         steps = tracks[p.track]["steps"]
         lost = [k for k in p.acked if not steps[k]]
         assert not lost, f"acknowledged steps lost on {p.track}: {lost}"
+        assert all(steps[k] for k in p.committed), (p.track, p.committed)
     return body
 
 
