@@ -818,18 +818,11 @@ static void manifest_line(gd_verify_counts *c, gd_verify_level level, const char
 static void manifest_line(gd_verify_counts *c, gd_verify_level level, const char *subject,
                           const char *fmt, ...)
 {
-    char text[1400];
+    static const gd_verify_sink printer = {.line = print_line};
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof(text), fmt, ap);
+    gd_verify_vreport(&printer, c, level, subject, fmt, ap);
     va_end(ap);
-    if (level == GD_VERIFY_DAMAGE)
-        c->damage++;
-    else if (level == GD_VERIFY_WARN)
-        c->warnings++;
-    else
-        c->ok++;
-    print_line(NULL, level, subject, text);
 }
 
 /* Compares every file the manifest lists with its size and CRC-32, while

@@ -743,3 +743,13 @@ int gd_record_from_json(const json_t *j, gd_record *out)
     }
     return 0;
 }
+
+int gd_record_from_text(const char *id, const char *text, size_t len, gd_record *out)
+{
+    json_error_t jerr;
+    json_t *j = json_loadb(text, len, JSON_DECODE_INT_AS_REAL, &jerr);
+    int rc = j && gd_record_from_json(j, out) == 0 && strcmp(out->id, id) == 0 ? 0 : -EBADMSG;
+    if (rc) gd_record_clear(out);
+    json_decref(j);
+    return rc;
+}

@@ -142,6 +142,9 @@ void gd_effects_write(gd_buf *b, const gd_effects *e);
 void gd_record_write(gd_buf *b, const gd_record *r, bool with_seq);
 /* Parses what gd_record_write wrote (checkpoints and KV values). 0 or -EINVAL. */
 int gd_record_from_json(const json_t *j, gd_record *out);
+/* Parses the stored text of session id's record (a KV view value): 0, or
+ * -EBADMSG (out cleared) when it is not a session record of that id. */
+int gd_record_from_text(const char *id, const char *text, size_t len, gd_record *out);
 
 /*
  * Memory: what a track or a record really holds on the heap (each block as

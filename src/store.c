@@ -635,16 +635,6 @@ static void run_commit(gd_store *st, gd_job *job)
     pthread_mutex_unlock(&st->mu);
 }
 
-static int parse_kv_value(const char *id, const char *text, size_t len, gd_record *rec)
-{
-    json_error_t jerr;
-    json_t *kj = json_loadb(text, len, JSON_DECODE_INT_AS_REAL, &jerr);
-    int rc = kj && gd_record_from_json(kj, rec) == 0 && strcmp(rec->id, id) == 0 ? 0 : -EBADMSG;
-    if (rc) gd_record_clear(rec);
-    json_decref(kj);
-    return rc;
-}
-
 /* Loads one session: the durable store first (which makes this node its
  * owner, where the backend has owners), the KV view for sessions that were
  * never live. Anything that exists but cannot be read fails. */
@@ -664,7 +654,7 @@ static void run_load(gd_store *st, gd_job *job)
         char *text = NULL;
         rc = st->kv->get(st->kv_ctx, job->id, &text);
         if (rc == 0) {
-            rc = parse_kv_value(job->id, text, strlen(text), &job->rec);
+            rc = gd_record_from_text(job->id, text, strlen(text), &job->rec);
             if (rc == 0) {
                 job->source = GD_SRC_KV;
                 job->rec.opno = 0;
@@ -823,4 +813,18 @@ static void rewrite_behind(gd_store *st, behind *b)
         drop_behind(st, b);
     else
         mark_behind(st, id, rc);
+}
+
+void gd_verify_vreport(const gd_verify_sink *sink, gd_verify_counts *counts, gd_verify_level level,
+                       const char *subject, const char *fmt, va_list ap)
+{
+    char text[1400];
+    vsnprintf(text, sizeof(text), fmt, ap);
+    if (level == GD_VERIFY_DAMAGE)
+        counts->damage++;
+    else if (level == GD_VERIFY_WARN)
+        counts->warnings++;
+    else
+        counts->ok++;
+    sink->line(sink->arg, level, subject, text);
 }

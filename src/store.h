@@ -34,6 +34,7 @@
 #ifndef GD_STORE_H
 #define GD_STORE_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -242,6 +243,12 @@ typedef struct gd_verify_sink {
 typedef struct gd_verify_counts {
     size_t ok, warnings, damage; /* findings reported at each level */
 } gd_verify_counts;
+
+/* One finding: formats fmt, counts it in *counts at its level and hands it
+ * to sink->line. For gd_store_verify and the checks around it (backup.c). */
+void gd_verify_vreport(const gd_verify_sink *sink, gd_verify_counts *counts, gd_verify_level level,
+                       const char *subject, const char *fmt, va_list ap)
+    __attribute__((format(printf, 5, 0)));
 
 /* Offline check of the data directory dir (grooved verify), changing
  * nothing: it opens every file read-only and holds a shared flock on

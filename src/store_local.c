@@ -583,18 +583,6 @@ static int load_durable(gd_local *st, const char *id, gd_record *rec, int64_t *c
     return rc == -ENOENT ? 0 : rc;
 }
 
-/* Parses id's KV view value into *rec: 0, or -EBADMSG (rec cleared) when it
- * is not a session record of that id. */
-static int parse_kv_value(const char *id, const char *text, size_t len, gd_record *rec)
-{
-    json_error_t jerr;
-    json_t *j = json_loadb(text, len, JSON_DECODE_INT_AS_REAL, &jerr);
-    int rc = j && gd_record_from_json(j, rec) == 0 && strcmp(rec->id, id) == 0 ? 0 : -EBADMSG;
-    if (rc) gd_record_clear(rec);
-    json_decref(j);
-    return rc;
-}
-
 static int local_load(gd_local *st, const char *id, bool take, gd_durable_load *out, char *why,
                       size_t whylen)
 {
@@ -1082,18 +1070,10 @@ static void report(verifier *v, gd_verify_level level, const char *subject, cons
 
 static void report(verifier *v, gd_verify_level level, const char *subject, const char *fmt, ...)
 {
-    char text[1400];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof(text), fmt, ap);
+    gd_verify_vreport(v->sink, v->counts, level, subject, fmt, ap);
     va_end(ap);
-    if (level == GD_VERIFY_DAMAGE)
-        v->counts->damage++;
-    else if (level == GD_VERIFY_WARN)
-        v->counts->warnings++;
-    else
-        v->counts->ok++;
-    v->sink->line(v->sink->arg, level, subject, text);
 }
 
 /* "log/<name>" for a segment path the op log reported. */
@@ -1399,7 +1379,7 @@ static void verify_kv_value(void *arg, const char *id, const char *json, size_t 
     gd_record rec;
     memset(&rec, 0, sizeof(rec));
     gd_state_init(&rec.state);
-    if (parse_kv_value(id, json, len, &rec) != 0)
+    if (gd_record_from_text(id, json, len, &rec) != 0)
         report(t->v, durable ? GD_VERIFY_WARN : GD_VERIFY_DAMAGE, "kv.db",
                "session %s: its value does not parse as its session record%s", id,
                durable ? " (the durable store has the session; its KV view is rewritten from "
