@@ -42,6 +42,20 @@ def pg_database():
     return f"postgresql://postgres@127.0.0.1:{port}/{name}"
 
 
+CLUSTER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../..", "scripts",
+                              "cluster")
+
+
+def cluster_script(*args, timeout=240):
+    """Runs scripts/cluster with BIN as the nodes' binary; its stdout, or
+    AssertionError with everything it printed when it fails."""
+    p = subprocess.run([CLUSTER_SCRIPT, *args], capture_output=True, text=True, timeout=timeout,
+                       env=dict(os.environ, GROOVED_BIN=os.path.abspath(BIN)))
+    if p.returncode != 0:
+        raise AssertionError(f"scripts/cluster {' '.join(args)} failed:\n{p.stdout}{p.stderr}")
+    return p.stdout
+
+
 class Server:
     def __init__(self, data_dir=None, args=(), env=None, preexec_fn=None):
         self.preexec_fn = preexec_fn

@@ -37,20 +37,12 @@ import time
 import websockets
 
 from balancer_load import Player, percentile
-from harness import BIN, run
+from harness import CLUSTER_SCRIPT as CLUSTER
+from harness import cluster_script as cluster
+from harness import run
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../..")
-CLUSTER = os.path.join(ROOT, "scripts", "cluster")
 SESSIONS, TRACKS = 30, 6
 C = {}  # the cluster: dir, state, port, sessions, owner, victim, acked per session
-
-
-def cluster(*args, timeout=240):
-    p = subprocess.run([CLUSTER, *args], capture_output=True, text=True, timeout=timeout,
-                       env=dict(os.environ, GROOVED_BIN=os.path.abspath(BIN)))
-    if p.returncode != 0:
-        raise AssertionError(f"scripts/cluster {' '.join(args)} failed:\n{p.stdout}{p.stderr}")
-    return p.stdout
 
 
 def state():

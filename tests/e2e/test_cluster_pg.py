@@ -22,7 +22,6 @@ number of acknowledged ops."""
 import asyncio
 import json
 import os
-import random
 import shutil
 import signal
 import subprocess
@@ -31,20 +30,12 @@ import time
 
 import websockets
 
-from harness import BIN, TRACK, Server, run
+from harness import CLUSTER_SCRIPT as CLUSTER
+from harness import cluster_script as cluster
+from harness import TRACK, Server, run
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../..")
-CLUSTER = os.path.join(ROOT, "scripts", "cluster")
 PG_BIN = "/usr/lib/postgresql/15/bin"
 AS_PG = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-
-
-def cluster(*args, timeout=240):
-    p = subprocess.run([CLUSTER, *args], capture_output=True, text=True, timeout=timeout,
-                       env=dict(os.environ, GROOVED_BIN=os.path.abspath(BIN)))
-    if p.returncode != 0:
-        raise AssertionError(f"scripts/cluster {' '.join(args)} failed:\n{p.stdout}{p.stderr}")
-    return p.stdout
 
 
 def node_server(node):
