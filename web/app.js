@@ -179,6 +179,7 @@ function checkStale() {
 
 function send(msg, withSeq = true) {
   if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+  if (cursorPending && msg.type !== 'cursor_move') flushCursor();
   if (withSeq) {
     msg.seq = ++seq;
     msg.ack = Math.max(lastServerSeq, 0);
@@ -239,6 +240,26 @@ function requestSnapshot() {
 }
 
 function clockSync() { if (connected) send({ type: 'clock_sync_request', clientTime: Date.now() }, false); }
+
+// The pointer goes out at most every 50 ms (the reference client's rate)
+// and its last position always does: the first move after a send opens a
+// 50 ms window, and the position at its end goes out then, or earlier,
+// just before the next other message this page sends, in the same task. A
+// WebSocket's first send in a task costs the main thread about 0.2–0.3 ms,
+// a second one right after it almost nothing, so a click that follows a
+// move pays for one send, not two. `positionOf` reads the layout only when
+// the message is built, once per window, not per event.
+let cursorPending = null;
+let cursorTimer = 0;
+function flushCursor() {
+  clearTimeout(cursorTimer);
+  cursorTimer = 0;
+  const positionOf = cursorPending;
+  cursorPending = null;
+  const position = connected && positionOf?.();
+  if (!position) return;
+  send({ type: 'cursor_move', position }, false);
+}
 
 function sendHash() {
   if (connected && pending.size === 0) send({ type: 'state_hash', hash: stateHash() }, false);
@@ -559,8 +580,10 @@ const actions = {
     const b = await createCopy('remix');
     location.href = b.url;
   },
-  cursorMove(position) {
-    if (connected) send({ type: 'cursor_move', position }, false);
+  cursorMove(positionOf) {
+    if (!connected) return;
+    cursorPending = positionOf;
+    if (!cursorTimer) cursorTimer = setTimeout(flushCursor, 50);
   },
 };
 

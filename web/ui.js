@@ -785,37 +785,32 @@ export function createUI(S, A, engine) {
     cursors.delete(id);
   }
 
-  // The pointer is broadcast at most every 50 ms (the reference client's
-  // rate), and the last move always goes out: one inside the window is sent
-  // when the window ends, so the others see where the pointer stopped. The
-  // step comes from the event's target; the board's box (for x/y, which the
-  // original client uses) is read once per message, not per event.
-  let lastCursorAt = 0;
-  let cursorTimer = 0;
-  let lastMove = null;
-  function sendCursor() {
-    cursorTimer = 0;
-    const m = lastMove;
-    lastMove = null;
-    if (!m || !A.isConnected()) return;
+  // The pointer is broadcast by the app, at most every 50 ms, its last
+  // position always (app.js, flushCursor). A move only records where the
+  // pointer is; the message is built when it goes out: the step from the
+  // event's target, x/y (which the original client uses) from the board's
+  // box, read then, once per message, not per event.
+  let pointerX = 0;
+  let pointerY = 0;
+  let pointerTarget = null;
+  function pointerPosition() {
     const box = board.getBoundingClientRect();
-    const x = ((m.x - box.left) / box.width) * 100;
-    const y = ((m.y - box.top) / box.height) * 100;
-    if (!(x >= 0 && x <= 100 && y >= 0 && y <= 100)) return;
-    lastCursorAt = Date.now();
+    const x = ((pointerX - box.left) / box.width) * 100;
+    const y = ((pointerY - box.top) / box.height) * 100;
+    if (!(x >= 0 && x <= 100 && y >= 0 && y <= 100)) return null;
     const position = { x, y };
-    const row = m.b?.isConnected && m.b.closest('.row');
+    const b = pointerTarget?.isConnected ? cellOf(pointerTarget) : null;
+    const row = b?.closest('.row');
     const v = row && views.get(row.dataset.trackId);
-    if (v) { position.trackId = v.id; position.step = Number(m.b.dataset.step); }
-    A.cursorMove(position);
+    if (v) { position.trackId = v.id; position.step = Number(b.dataset.step); }
+    return position;
   }
   board.addEventListener('pointermove', (e) => {
-    if (e.pointerType !== 'mouse' || !A.isConnected()) return;
-    lastMove = { x: e.clientX, y: e.clientY, b: cellOf(e.target) };
-    if (cursorTimer) return;
-    const wait = lastCursorAt + 50 - Date.now();
-    if (wait <= 0) sendCursor();
-    else cursorTimer = setTimeout(sendCursor, wait);
+    if (e.pointerType !== 'mouse') return;
+    pointerX = e.clientX;
+    pointerY = e.clientY;
+    pointerTarget = e.target;
+    A.cursorMove(pointerPosition);
   });
 
   // ---- playhead --------------------------------------------------------------------

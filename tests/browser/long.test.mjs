@@ -134,4 +134,48 @@ describe('long patterns', { concurrency: true }, () => {
     await a.closeAll();
     await b.closeAll();
   });
+
+  test('a click right after moves sends the held pointer first, in the same task, once', async () => {
+    const { browser, server } = env;
+    const a = await openPage(browser, `${server.url}/`);
+    await addTrack(a, 'kick');
+    const b = await openPage(browser, a.url());
+    await cell(b, 0, 9).waitFor();
+    // Every message a's page sends, with the synchronous run it was sent in.
+    await a.evaluate(() => {
+      window.__sent = [];
+      let run = 0;
+      let open = false;
+      const send = WebSocket.prototype.send;
+      WebSocket.prototype.send = function (data) {
+        if (!open) { open = true; run += 1; queueMicrotask(() => { open = false; }); }
+        window.__sent.push({ run, m: JSON.parse(data) });
+        return send.call(this, data);
+      };
+    });
+    // Moves over steps 2 and 9 and the click on 9 in one task, so the click
+    // comes well inside the moves' 50 ms however slow the machine is.
+    await a.evaluate(() => {
+      const steps = document.querySelectorAll('#grid .row')[0].querySelectorAll('.step');
+      for (const el of [steps[2], steps[9]]) {
+        const r = el.getBoundingClientRect();
+        el.dispatchEvent(new PointerEvent('pointermove', { bubbles: true, pointerType: 'mouse', clientX: r.left + r.width / 2, clientY: r.top + r.height / 2 }));
+      }
+      steps[9].click();
+    });
+    await b.waitForFunction(() => document.querySelectorAll('#grid .row')[0]?.querySelectorAll('.step')[9]?.classList.contains('on'), null, { timeout: 3000 });
+    await b.waitForFunction(() => document.querySelector('#cursors .cursor')?.dataset.step === '9', null, { timeout: 3000 });
+    await a.waitForTimeout(200); // past the move's window: a second copy would have gone out by now
+    const sent = await a.evaluate(() => window.__sent.filter((s) => s.m.type !== 'state_hash' && s.m.type !== 'ping'));
+    const at = sent.findIndex((s) => s.m.type === 'toggle_step' && s.m.step === 9);
+    assert.ok(at > 0, `a sent the toggle after something (${JSON.stringify(sent)})`);
+    assert.equal(sent[at - 1].m.type, 'cursor_move');
+    assert.equal(sent[at - 1].m.position.step, 9);
+    assert.equal(sent[at - 1].run, sent[at].run, 'the pointer and the toggle went out in the same task');
+    assert.deepEqual(sent.filter((s) => s.m.type === 'cursor_move').map((s) => s.m.position.step), [9],
+      'the pointer went out once, where it was at the click');
+    assert.deepEqual([...a.errors, ...b.errors], []);
+    await a.closeAll();
+    await b.closeAll();
+  });
 });

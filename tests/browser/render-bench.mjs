@@ -86,24 +86,40 @@ function wsClient(port, path) {
 }
 
 // From a trace: thread time (ms) of the renderer main thread's top-level
-// tasks, and of the page's own work within them (script, style, layout,
-// paint, layerization; outermost events only, so nothing counts twice).
+// tasks, and of the page's own work within them (its scripts, style,
+// layout, paint, layerization; outermost events only, so nothing counts
+// twice). Script from anywhere but the page's origin (Playwright's injected
+// listeners) is counted apart, as harness.
 const PAGE_WORK = new Set(['FunctionCall', 'EvaluateScript', 'TimerFire', 'FireAnimationFrame', 'UpdateLayoutTree',
   'Layout', 'PrePaint', 'Paint', 'Layerize']);
-function rendererCpu(traceBuffer) {
+function rendererCpu(traceBuffer, origin) {
   const events = JSON.parse(traceBuffer.toString()).traceEvents;
   const main = new Set(events.filter((e) => e.ph === 'M' && e.name === 'thread_name' && e.args?.name === 'CrRendererMain')
     .map((e) => `${e.pid}:${e.tid}`));
   const xs = events.filter((e) => e.ph === 'X' && main.has(`${e.pid}:${e.tid}`)).sort((a, b) => a.ts - b.ts || b.dur - a.dur);
   let total = 0;
   let page = 0;
+  let harness = 0;
   let coveredUntil = -1; // end of the last counted page-work event
   for (const e of xs) {
     const t = e.tdur ?? e.dur ?? 0;
     if (e.cat === 'toplevel') total += t;
-    if (PAGE_WORK.has(e.name) && e.ts >= coveredUntil) { page += t; coveredUntil = e.ts + e.dur; }
+    if (!PAGE_WORK.has(e.name) || e.ts < coveredUntil) continue;
+    coveredUntil = e.ts + e.dur;
+    if (e.name === 'FunctionCall' && !(e.args?.data?.url || '').startsWith(origin)) harness += t;
+    else page += t;
   }
-  return { total: total / 1000, page: page / 1000 };
+  const breakdown = {};
+  if (process.env.BREAKDOWN) {
+    for (const e of xs) {
+      const fn = e.name === 'FunctionCall' ? `${e.args?.data?.functionName || '?'}@${(e.args?.data?.url || '').split('/').pop()}:${e.args?.data?.lineNumber ?? ''}` : '';
+      const key = fn ? `FunctionCall ${fn}` : e.name;
+      const b = (breakdown[key] ||= { ms: 0, n: 0 });
+      b.ms += (e.tdur ?? e.dur ?? 0) / 1000;
+      b.n += 1;
+    }
+  }
+  return { total: total / 1000, page: page / 1000, harness: harness / 1000, breakdown };
 }
 
 const env = await setup({ webRoot: process.env.GROOVED_WEB_ROOT });
@@ -120,71 +136,96 @@ try {
     body: JSON.stringify({ state: { tracks, tempo: 120, swing: 0, version: 1 } }),
   });
   const { id, url } = await r.json();
-  const ctx = await browser.newContext(DESKTOP);
-  await ctx.addInitScript(INSTRUMENT);
-  const a = await ctx.newPage();
-  await a.goto(`${server.url}${url}`);
-  await a.waitForSelector('#status[data-state=connected]', { timeout: 10000 });
   const rowSel = ':is(.row, .track)[data-track-id]';
-  const count = await a.evaluate((sel) => document.querySelectorAll(`${sel} .step`).length, rowSel);
-  if (count !== TRACKS * STEPS) throw new Error(`expected ${TRACKS * STEPS} steps, found ${count}`);
   const send = await wsClient(server.port, `/api/sessions/${id}/ws`);
-  await a.waitForTimeout(1000);
-
-  const categories = ['toplevel', 'devtools.timeline'];
-  const phase = async (run) => {
-    await a.evaluate(() => { window.__measure = false; });
-    await browser.startTracing(a, { categories });
-    const t = Date.now();
-    await run();
-    const ms = Date.now() - t;
-    await a.evaluate(() => { window.__measure = true; });
-    return { ...rendererCpu(await browser.stopTracing()), ms };
+  // Waits in the page's own world (page.evaluate): Playwright's locators and
+  // waitFor* inject its script, whose capture listeners on window would run
+  // on every input event of the traced page.
+  const until = async (page, fn, arg, ms = 10000) => {
+    for (const end = Date.now() + ms; !(await page.evaluate(fn, arg));) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${fn}`);
+      await new Promise((res) => setTimeout(res, 50));
+    }
   };
+  const open = async (instrument) => {
+    const ctx = await browser.newContext(DESKTOP);
+    if (instrument) await ctx.addInitScript(INSTRUMENT);
+    const page = await ctx.newPage();
+    await page.goto(`${server.url}${url}`);
+    await until(page, () => document.querySelector('#status[data-state=connected]') !== null);
+    const count = await page.evaluate((sel) => document.querySelectorAll(`${sel} .step`).length, rowSel);
+    if (count !== TRACKS * STEPS) throw new Error(`expected ${TRACKS * STEPS} steps, found ${count}`);
+    await page.waitForTimeout(1000);
+    const boxes = await page.evaluate((sel) => [...document.querySelectorAll(sel)].flatMap((row) => [...row.querySelectorAll('.step')]
+      .map((el) => el.getBoundingClientRect()).filter((rc) => rc.right < innerWidth && rc.bottom < innerHeight && rc.left > 0)
+      .map((rc) => [rc.left + rc.width / 2, rc.top + rc.height / 2])), rowSel);
+    return { ctx, page, boxes };
+  };
+
   const remoteToggles = async () => {
     for (let k = 0; k < N; k++) {
       send(JSON.stringify({ type: 'toggle_step', trackId: `track-${k % TRACKS}`, step: (k * 7) % STEPS }));
       await new Promise((res) => setTimeout(res, GAP_MS));
     }
   };
-  const boxes = await a.evaluate((sel) => [...document.querySelectorAll(sel)].flatMap((row) => [...row.querySelectorAll('.step')]
-    .map((el) => el.getBoundingClientRect()).filter((rc) => rc.right < innerWidth && rc.bottom < innerHeight && rc.left > 0)
-    .map((rc) => [rc.left + rc.width / 2, rc.top + rc.height / 2])), rowSel);
-  const clicks = async () => {
+  const clicks = async ({ page, boxes }) => {
     for (let k = 0; k < N; k++) {
       const [x, y] = boxes[(k * 13) % boxes.length];
-      await a.mouse.click(x, y);
-      await a.waitForTimeout(GAP_MS);
+      await page.mouse.click(x, y);
+      await page.waitForTimeout(GAP_MS);
     }
   };
-  const enters = async () => {
-    await a.locator(`${rowSel} .step`).nth(3 * STEPS + 5).focus();
+  const enters = async ({ page }) => {
+    await page.evaluate(([sel, n]) => document.querySelectorAll(`${sel} .step`)[n].focus(), [rowSel, 3 * STEPS + 5]);
     for (let k = 0; k < N; k++) {
-      await a.keyboard.press('Enter');
-      await a.waitForTimeout(GAP_MS);
+      await page.keyboard.press('Enter');
+      await page.waitForTimeout(GAP_MS);
     }
   };
 
-  // Traced runs (CPU time), then untraced runs (the in-page handler times).
-  await a.mouse.move(5, 5);
-  const idle = await phase(() => a.waitForTimeout(N * GAP_MS));
-  const traced = { remote: await phase(remoteToggles), keyboard: await phase(enters), mouse: await phase(clicks) };
-  await a.evaluate(() => { window.__remote = []; window.__local = []; });
+  // Traced runs (CPU time) on a page without instrumentation, then the
+  // in-page handler times on an instrumented one; one page open at a time.
+  const categories = ['toplevel', 'devtools.timeline'];
+  let phaseNo = 0;
+  const t = await open(false);
+  const phase = async (run) => {
+    await browser.startTracing(t.page, { categories });
+    const t0 = Date.now();
+    await run();
+    const ms = Date.now() - t0;
+    const buf = await browser.stopTracing();
+    if (process.env.TRACE_DIR) (await import('node:fs')).writeFileSync(`${process.env.TRACE_DIR}/trace-${phaseNo++}.json`, buf);
+    return { ...rendererCpu(buf, server.url), ms };
+  };
+  await t.page.mouse.move(5, 5);
+  const idle = await phase(() => t.page.waitForTimeout(N * GAP_MS));
+  const traced = { remote: await phase(remoteToggles), keyboard: await phase(() => enters(t)), mouse: await phase(() => clicks(t)) };
+  await t.ctx.close();
+
+  const h = await open(true);
   await remoteToggles();
-  await a.waitForFunction((n) => window.__remote.length >= n, N, { timeout: 30000 });
-  const remoteHandler = await a.evaluate(() => window.__remote.splice(0));
-  await clicks();
-  await a.waitForFunction((n) => window.__local.length >= n, N, { timeout: 30000 });
-  const handler = { remote: remoteHandler, local: await a.evaluate(() => window.__local) };
+  await h.page.waitForFunction((n) => window.__remote.length >= n, N, { timeout: 30000 });
+  const remoteHandler = await h.page.evaluate(() => window.__remote.splice(0));
+  await clicks(h);
+  await h.page.waitForFunction((n) => window.__local.length >= n, N, { timeout: 30000 });
+  const handler = { remote: remoteHandler, local: await h.page.evaluate(() => window.__local) };
+  await h.ctx.close();
   const per = (p, key) => +((p[key] - (idle[key] * p.ms) / idle.ms) / N).toFixed(3);
-  const row = (p) => ({ page_work: per(p, 'page'), renderer_main_thread: per(p, 'total') });
+  const row = (p) => ({ page_work: per(p, 'page'), renderer_main_thread: per(p, 'total'), harness_script: per(p, 'harness') });
   console.log(JSON.stringify({
     grid: `${TRACKS} tracks x ${STEPS} steps`, toggles: N, page: process.env.GROOVED_WEB_ROOT || 'web/',
     cpu_ms_per_toggle: { remote: row(traced.remote), local_keyboard: row(traced.keyboard), local_mouse: row(traced.mouse) },
     idle_cpu_ms_per_s: +((idle.total * 1000) / idle.ms).toFixed(3),
     handler_wall_ms: { remote: stats(handler.remote), local_mouse: stats(handler.local) },
   }, null, 2));
-  await ctx.close();
+  if (process.env.BREAKDOWN) {
+    for (const [kind, p] of Object.entries(traced)) {
+      console.log(`-- ${kind}: inclusive thread time per toggle (ms), events per toggle; idle not subtracted`);
+      for (const [k, b] of Object.entries(p.breakdown).sort((x, y) => y[1].ms - x[1].ms).slice(0, Number(process.env.BREAKDOWN) || 30)) {
+        console.log(`${(b.ms / N).toFixed(3).padStart(8)} ${(b.n / N).toFixed(2).padStart(6)}  ${k}`);
+      }
+    }
+  }
 } finally {
   await env.close();
 }
