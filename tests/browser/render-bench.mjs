@@ -5,16 +5,31 @@
 // commit's web/ exported into a directory).
 //
 // One page is measured. Remote toggles come from a bare WebSocket client in
-// this process (so no other renderer is running); local toggles are real
-// mouse clicks. Two figures per kind:
-//   cpu_ms_per_toggle: CPU time of the page's renderer main thread
-//     (Chromium trace, top-level tasks' thread time) during the toggles,
-//     minus an idle stretch of the same length, divided by the toggles:
-//     everything the toggle costs that thread, painting included. Thread
-//     time, not wall time, so other load on the machine does not inflate it.
-//   handler_ms: wall time from the event's arrival (the WebSocket message,
-//     or the click's capture phase) to the end of the page's handling plus a
-//     forced style recalculation and layout (median, p95, max).
+// this process (so no other renderer is running); local toggles are Enter
+// on a focused step and real mouse clicks: onto another step each time
+// (the pointer moves there, then clicks), and, apart, with the pointer
+// already resting on the step. Figures per kind:
+//   page_work: CPU time of the page's renderer main thread (Chromium trace,
+//     thread time, not wall time, so other load on the machine inflates it
+//     less) spent in the page's own script, style, layout, paint and
+//     layerization during the toggles, minus an idle stretch of the same
+//     length, divided by the toggles. page_work_median: the median of the
+//     toggles' bursts of page work (a burst is page work with no gap of
+//     more than 25 ms; the toggles come 40 ms apart), so the odd garbage
+//     collection does not count.
+//   renderer_main_thread: all of that thread's top-level tasks, Chromium's
+//     own handling of the input event or message (IPC, hit tests, dispatch)
+//     included.
+//   harness_script: script run on that thread from outside the page's
+//     origin (Playwright's injected listeners; 0 when nothing injected it).
+//   handler_wall_ms: wall time from the event's arrival (the WebSocket
+//     message, or the click's capture phase) to the end of the page's
+//     handling plus a forced style recalculation and layout (median, p95,
+//     max), on a second, instrumented page opened after the first closes:
+//     the traced page carries no instrumentation, and its waits run in the
+//     page's world so Playwright's injected script never loads there.
+// BREAKDOWN=N prints the N largest trace events per kind; TRACE_DIR=dir
+// keeps the traces.
 import { connect } from 'node:net';
 import { setup, DESKTOP } from './harness.mjs';
 
@@ -90,6 +105,7 @@ function wsClient(port, path) {
 // layout, paint, layerization; outermost events only, so nothing counts
 // twice). Script from anywhere but the page's origin (Playwright's injected
 // listeners) is counted apart, as harness.
+const BURST_GAP_US = 25000;
 const PAGE_WORK = new Set(['FunctionCall', 'EvaluateScript', 'TimerFire', 'FireAnimationFrame', 'UpdateLayoutTree',
   'Layout', 'PrePaint', 'Paint', 'Layerize']);
 function rendererCpu(traceBuffer, origin) {
@@ -101,13 +117,29 @@ function rendererCpu(traceBuffer, origin) {
   let page = 0;
   let harness = 0;
   let coveredUntil = -1; // end of the last counted page-work event
+  // Bursts: page work separated by more than BURST_GAP_US of none. The
+  // toggles come GAP_MS apart and each one's work (the event, the frame
+  // that shows it, the echo) ends well within that, so a burst is a toggle,
+  // and the median burst is a toggle's cost with the odd garbage
+  // collection or other spike left out.
+  const bursts = [];
+  const dispatched = []; // [ts, type] of input events, to tell bursts apart
+  let burstEnd = -Infinity;
   for (const e of xs) {
     const t = e.tdur ?? e.dur ?? 0;
     if (e.cat === 'toplevel') total += t;
+    if (e.name === 'EventDispatch') dispatched.push([e.ts, e.args?.data?.type]);
     if (!PAGE_WORK.has(e.name) || e.ts < coveredUntil) continue;
     coveredUntil = e.ts + e.dur;
-    if (e.name === 'FunctionCall' && !(e.args?.data?.url || '').startsWith(origin)) harness += t;
-    else page += t;
+    if (e.name === 'FunctionCall' && !(e.args?.data?.url || '').startsWith(origin)) { harness += t; continue; }
+    page += t;
+    if (e.ts - burstEnd > BURST_GAP_US) bursts.push({ start: e.ts, ms: 0, types: new Set() });
+    bursts[bursts.length - 1].ms += t / 1000;
+    burstEnd = Math.max(burstEnd, e.ts + e.dur);
+  }
+  for (const [ts, type] of dispatched) {
+    const b = bursts.findLast((x) => x.start <= ts + BURST_GAP_US);
+    if (b) b.types.add(type);
   }
   const breakdown = {};
   if (process.env.BREAKDOWN) {
@@ -119,7 +151,7 @@ function rendererCpu(traceBuffer, origin) {
       b.n += 1;
     }
   }
-  return { total: total / 1000, page: page / 1000, harness: harness / 1000, breakdown };
+  return { total: total / 1000, page: page / 1000, harness: harness / 1000, bursts, breakdown };
 }
 
 const env = await setup({ webRoot: process.env.GROOVED_WEB_ROOT });
@@ -168,9 +200,15 @@ try {
       await new Promise((res) => setTimeout(res, GAP_MS));
     }
   };
-  const clicks = async ({ page, boxes }) => {
+  // Moves onto a step and clicks it; `still`: moves there, waits, then
+  // clicks where the pointer already is.
+  const clicks = async ({ page, boxes }, still = false) => {
     for (let k = 0; k < N; k++) {
       const [x, y] = boxes[(k * 13) % boxes.length];
+      if (still) {
+        await page.mouse.move(x, y);
+        await page.waitForTimeout(GAP_MS * 2);
+      }
       await page.mouse.click(x, y);
       await page.waitForTimeout(GAP_MS);
     }
@@ -199,7 +237,12 @@ try {
   };
   await t.page.mouse.move(5, 5);
   const idle = await phase(() => t.page.waitForTimeout(N * GAP_MS));
-  const traced = { remote: await phase(remoteToggles), keyboard: await phase(() => enters(t)), mouse: await phase(() => clicks(t)) };
+  const traced = {
+    remote: await phase(remoteToggles),
+    keyboard: await phase(() => enters(t)),
+    mouse: await phase(() => clicks(t)),
+    still: await phase(() => clicks(t, true)),
+  };
   await t.ctx.close();
 
   const h = await open(true);
@@ -211,10 +254,34 @@ try {
   const handler = { remote: remoteHandler, local: await h.page.evaluate(() => window.__local) };
   await h.ctx.close();
   const per = (p, key) => +((p[key] - (idle[key] * p.ms) / idle.ms) / N).toFixed(3);
-  const row = (p) => ({ page_work: per(p, 'page'), renderer_main_thread: per(p, 'total'), harness_script: per(p, 'harness') });
+  const median = (xs) => { const v = [...xs].sort((x, y) => x - y); return v.length ? v[Math.floor(v.length / 2)] : NaN; };
+  const row = (p) => ({
+    page_work: per(p, 'page'),
+    page_work_median: +median(p.bursts.map((b) => b.ms)).toFixed(3),
+    bursts: p.bursts.length,
+    renderer_main_thread: per(p, 'total'),
+    harness_script: per(p, 'harness'),
+  });
+  // The click and the move before it, apart: bursts with a click, bursts
+  // with a pointer move and no click (each one's mean over its bursts, and
+  // median).
+  const split = (p, want) => {
+    const ms = p.bursts.filter((b) => want(b.types)).map((b) => b.ms);
+    return { page_work: +(ms.reduce((x, y) => x + y, 0) / ms.length).toFixed(3), page_work_median: +median(ms).toFixed(3), bursts: ms.length };
+  };
   console.log(JSON.stringify({
     grid: `${TRACKS} tracks x ${STEPS} steps`, toggles: N, page: process.env.GROOVED_WEB_ROOT || 'web/',
-    cpu_ms_per_toggle: { remote: row(traced.remote), local_keyboard: row(traced.keyboard), local_mouse: row(traced.mouse) },
+    cpu_ms_per_toggle: {
+      remote: row(traced.remote),
+      local_keyboard: row(traced.keyboard),
+      local_mouse: row(traced.mouse),
+      local_mouse_pointer_still: split(traced.still, (t) => t.has('click')),
+    },
+    // Everything of the still run that is not the click: the hover change
+    // and the pointer's broadcast 50 ms later (its own burst), idle removed.
+    cpu_ms_per_pointer_move_onto_a_step: {
+      page_work: +(per(traced.still, 'page') - split(traced.still, (t) => t.has('click')).page_work).toFixed(3),
+    },
     idle_cpu_ms_per_s: +((idle.total * 1000) / idle.ms).toFixed(3),
     handler_wall_ms: { remote: stats(handler.remote), local_mouse: stats(handler.local) },
   }, null, 2));
