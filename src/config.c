@@ -42,7 +42,8 @@ static const opt opts[] = {
     {"node-id", "GROOVED_NODE_ID", STR(node_id), "", 0, 0,
      "this node's name as a session's owner in cluster mode (default: hostname:port)"},
     {"kv", "GROOVED_KV", STR(kv), "sqlite", 0, 0,
-     "KV view backend: sqlite (kv.db in the data directory) or redis://host[:port][/db]"},
+     "KV view backend: sqlite (kv.db in the data directory) or "
+     "redis://[[user]:password@]host[:port][/db]"},
     {"web-root", "GROOVED_WEB_ROOT", STR(web_root), "", 0, 0,
      "directory of the web page's files; default: BIN/../share/grooved/web if it has "
      "index.html (installed), else BIN/web (build tree), BIN being the binary's directory"},
@@ -252,6 +253,11 @@ void gd_config_describe(const gd_config *cfg, char *out, size_t len)
     out[0] = '\0';
     for (size_t i = 0; i < nopts && used < len; i++) {
         const char *p = (const char *)cfg + opts[i].off;
+        char shown[512];
+        if (opts[i].type == T_STR && strstr(p, "://")) {
+            gd_log_redact_url(shown, sizeof(shown), p);
+            p = shown;
+        }
         int w = opts[i].type == T_STR
                     ? snprintf(out + used, len - used, "%s%s=%s", i ? " " : "", opts[i].flag, p)
                     : snprintf(out + used, len - used, "%s%s=%d", i ? " " : "", opts[i].flag,

@@ -67,7 +67,7 @@ void gd_config_help(FILE *out);
  * grooved), else web/ beside the binary (the build tree, where CMake links
  * it to the repository's web/). When neither has index.html, the first. */
 void gd_config_default_web_root(char *out, size_t len);
-/* One line "key=value ..." for the startup log. */
+/* One line "key=value ..." for the startup log; URLs redacted. */
 void gd_config_describe(const gd_config *cfg, char *out, size_t len);
 
 #endif

@@ -61,9 +61,9 @@ extern const gd_kv_ops gd_kv_sqlite;
 extern const gd_kv_ops gd_kv_redis;
 
 /* The backend for a --kv value: "sqlite" (*where = NULL: open it with the
- * data directory) or "redis://host[:port][/db]" (*where = spec: open it
- * with the URL, which open checks). NULL for anything else. *where borrows
- * spec. */
+ * data directory) or "redis://[[user]:password@]host[:port][/db]" (*where =
+ * spec: open it with the URL, which open checks). NULL for anything else.
+ * *where borrows spec. */
 const gd_kv_ops *gd_kv_find(const char *spec, const char **where);
 
 /* Appends one listing entry, {"id","name","updatedAt","trackCount",

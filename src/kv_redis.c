@@ -1,5 +1,5 @@
 /*
- * kv_redis — the KV view in Redis (--kv redis://host[:port][/db]), shared
+ * kv_redis — the KV view in Redis (--kv redis://[[user]:password@]host[:port][/db]), shared
  * by every node of a cluster. The store's read lane only (and startup,
  * before the lanes run); one blocking hiredis connection, owned here.
  *
@@ -24,7 +24,12 @@
  * listing reads each value's name and track count (kv.c); ids are
  * lower-case UUIDs, so keys and members need no escaping.
  *
- *   DOWN --(due, connect+SELECT+SCRIPT LOAD ok)--> UP
+ * Credentials come from the URL's user information (percent-decoded): AUTH
+ * with the password, or with user and password for a Redis 6+ ACL user,
+ * first on every connection. Log lines carry the URL with the password
+ * replaced by "***"; the password is wiped when the view closes.
+ *
+ *   DOWN --(due, connect+AUTH+SELECT+SCRIPT LOAD ok)--> UP
  *   UP   --(I/O error, timeout)--> DOWN (retry after 200 ms .. 2 s)
  */
 #include "kv.h"
@@ -86,8 +91,9 @@ enum { SCRIPT_PUT, SCRIPT_DEL, SCRIPT_LIST, NSCRIPTS };
 static const char *const scripts[NSCRIPTS] = {put_lua, del_lua, list_lua};
 
 typedef struct kv_redis {
-    char url[256]; /* for log lines */
+    char url[256]; /* for log lines: the password replaced by "***" */
     char host[256];
+    char user[128], pass[256]; /* from the URL, decoded; "" when absent */
     int port, db;
     redisContext *c;        /* NULL while down */
     int64_t retry_at_ms;    /* monotonic: no connection attempt before this */
@@ -110,12 +116,56 @@ static struct timeval ms_tv(int ms)
     return tv;
 }
 
-/* redis://host[:port][/db] with host a name, an IPv4 address or [IPv6]. */
+static int hex_digit(char ch)
+{
+    return ch >= '0' && ch <= '9'   ? ch - '0'
+           : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+           : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                    : -1;
+}
+
+/* Percent-decodes src[0..n) into out (cap bytes, NUL-terminated); -EINVAL
+ * for a bad escape, a NUL or no room. */
+static int decode_part(char *out, size_t cap, const char *src, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        int ch = (unsigned char)src[i];
+        if (ch == '%') {
+            int hi = i + 2 < n ? hex_digit(src[i + 1]) : -1;
+            int lo = i + 2 < n ? hex_digit(src[i + 2]) : -1;
+            if (hi < 0 || lo < 0) return -EINVAL;
+            ch = hi << 4 | lo;
+            i += 2;
+        }
+        if (ch == 0 || k + 1 >= cap) return -EINVAL;
+        out[k++] = (char)ch;
+    }
+    out[k] = '\0';
+    return 0;
+}
+
+/* redis://[[user]:password@]host[:port][/db] with host a name, an IPv4
+ * address or [IPv6]. */
 static int parse_url(kv_redis *r, const char *url)
 {
     static const char scheme[] = "redis://";
     if (strncmp(url, scheme, sizeof(scheme) - 1) != 0) return -EINVAL;
     const char *p = url + sizeof(scheme) - 1, *end;
+    const char *authority_end = p + strcspn(p, "/");
+    const char *at = NULL;
+    for (const char *q = p; q < authority_end; q++)
+        if (*q == '@') at = q;
+    r->user[0] = r->pass[0] = '\0';
+    if (at) {
+        /* user:password or :password; a bare word is refused (user or password?). */
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        if (!colon || colon + 1 == at) return -EINVAL;
+        if (decode_part(r->user, sizeof(r->user), p, (size_t)(colon - p)) != 0 ||
+            decode_part(r->pass, sizeof(r->pass), colon + 1, (size_t)(at - colon - 1)) != 0)
+            return -EINVAL;
+        p = at + 1;
+    }
     if (*p == '[') {
         end = strchr(++p, ']');
         if (!end) return -EINVAL;
@@ -197,6 +247,22 @@ static int ensure_connected(kv_redis *r)
         return -EIO;
     }
     redisEnableKeepAlive(r->c);
+    if (r->pass[0]) { /* AUTH [user] password */
+        const char *argv[3] = {"AUTH"};
+        int argc = 1;
+        if (r->user[0]) argv[argc++] = r->user;
+        argv[argc++] = r->pass;
+        redisReply *rep = command(r, "auth", argc, argv, NULL);
+        if (!rep) return -EIO;
+        bool ok = rep->type == REDIS_REPLY_STATUS;
+        char why[160];
+        snprintf(why, sizeof(why), "%s", rep->type == REDIS_REPLY_ERROR ? rep->str : "?");
+        freeReplyObject(rep);
+        if (!ok) {
+            mark_down(r, "auth", why);
+            return -EIO;
+        }
+    }
     if (r->db != 0) {
         char db[16];
         snprintf(db, sizeof(db), "%d", r->db);
@@ -304,10 +370,13 @@ static int kv_open(void **out, const char *url)
 {
     kv_redis *r = calloc(1, sizeof(*r));
     if (!r) return -ENOMEM;
-    snprintf(r->url, sizeof(r->url), "%s", url);
+    gd_log_redact_url(r->url, sizeof(r->url), url);
     if (strlen(url) >= sizeof(r->url) || parse_url(r, url) != 0) {
         gd_event(GD_LOG_ERROR, "kv_url_invalid", NULL, "url",
-                 "kv_redis: cannot parse '%s': expected redis://host[:port][/db]", url);
+                 "kv_redis: cannot parse '%s': expected "
+                 "redis://[[user]:password@]host[:port][/db] (user and password percent-encoded)",
+                 r->url);
+        explicit_bzero(r, sizeof(*r));
         free(r);
         return -EINVAL;
     }
@@ -324,6 +393,7 @@ static void kv_close(void *ctx)
     kv_redis *r = ctx;
     if (!r) return;
     if (r->c) redisFree(r->c);
+    explicit_bzero(r->pass, sizeof(r->pass));
     free(r);
 }
 

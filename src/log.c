@@ -514,3 +514,41 @@ void gd_log_usage(FILE *out, const char *prog, const char *event, const char *ke
     va_end(ap);
     emit(out, line, n);
 }
+
+void gd_log_redact_url(char *out, size_t cap, const char *url)
+{
+    if (cap == 0) return;
+    const char *auth = strstr(url, "//");
+    const char *at = NULL;
+    if (auth) {
+        auth += 2;
+        for (const char *q = auth; *q && *q != '/' && *q != '?'; q++)
+            if (*q == '@') at = q;
+    }
+    char tmp[1024];
+    if (at) {
+        const char *colon = memchr(auth, ':', (size_t)(at - auth));
+        int user_len = colon ? (int)(colon - auth) : 0;
+        snprintf(tmp, sizeof(tmp), "%.*s%.*s%s***%s", (int)(auth - url), url, user_len, auth,
+                 user_len ? ":" : "", at);
+    } else {
+        snprintf(tmp, sizeof(tmp), "%s", url);
+    }
+    /* A libpq URI may carry ?password=...: its value goes too. */
+    size_t k = 0;
+    const char *query = strchr(tmp, '?');
+    for (const char *q = tmp; *q && k + 1 < cap;) {
+        if (query && q > query && (q[-1] == '?' || q[-1] == '&') &&
+            strncasecmp(q, "password=", 9) == 0) {
+            for (int j = 0; j < 9 && k + 1 < cap; j++)
+                out[k++] = q[j];
+            for (const char *r = "***"; *r && k + 1 < cap; r++)
+                out[k++] = *r;
+            q += 9;
+            q += strcspn(q, "&");
+            continue;
+        }
+        out[k++] = *q++;
+    }
+    out[k] = '\0';
+}

@@ -71,6 +71,13 @@ void gd_log_usage(FILE *out, const char *prog, const char *event, const char *ke
                   ...) __attribute__((format(printf, 5, 6)));
 
 /*
+ * A URL fit for a log line: whatever lies between "//" and the authority's
+ * last '@' becomes "user:***" (or "***" when there is no user), so no
+ * password is logged; anything else is copied. Any thread.
+ */
+void gd_log_redact_url(char *out, size_t cap, const char *url);
+
+/*
  * Renders one line without its newline into out[cap] (cap >= 128) and
  * returns its length. event NULL renders a plain gd_log line; prog non-NULL
  * renders a command-line error (see gd_log_usage). For the writers above

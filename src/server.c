@@ -229,8 +229,12 @@ int gd_server_run(const gd_config *cfg)
     const char *kv_where;
     const gd_kv_ops *kv = gd_kv_find(cfg->kv, &kv_where);
     if (!kv) {
+        char shown[sizeof(cfg->kv)];
+        gd_log_redact_url(shown, sizeof(shown), cfg->kv);
         gd_event(GD_LOG_ERROR, "kv_backend_unknown", NULL, "kv",
-                 "unknown KV backend '%s' (known: sqlite, redis://host[:port][/db])", cfg->kv);
+                 "unknown KV backend '%s' (known: sqlite, "
+                 "redis://[[user]:password@]host[:port][/db])",
+                 shown);
         return 1;
     }
     if (!srv->cfg.node_id[0]) { /* the default owner name: hostname:port */

@@ -17,9 +17,11 @@ class RespError(Exception):
 class Resp:
     """One connection; command() returns str, int, None, list, or raises RespError."""
 
-    def __init__(self, port, db=0, timeout=5):
+    def __init__(self, port, db=0, timeout=5, auth=()):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.buf = b""
+        if auth:
+            self.command("AUTH", *auth)
         if db:
             self.command("SELECT", str(db))
 
@@ -77,10 +79,14 @@ def free_port():
 class RedisServer:
     """redis-server on 127.0.0.1; stop() and kill() act on its pid only."""
 
-    def __init__(self):
+    def __init__(self, args=(), auth=()):
+        """args: more redis-server options (e.g. --requirepass); auth: what
+        this fixture's own connections send to AUTH."""
         self.dir = tempfile.mkdtemp(prefix="grooved-redis-")
         self.port = free_port()
         self.proc = None
+        self.args = list(args)
+        self.auth = tuple(auth)
 
     def url(self, db=0):
         return f"redis://127.0.0.1:{self.port}/{db}"
@@ -90,14 +96,14 @@ class RedisServer:
         with open(os.path.join(self.dir, "redis.log"), "a") as log:
             self.proc = subprocess.Popen(
                 ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-                 "--appendonly", "no", "--dir", self.dir, "--daemonize", "no"],
+                 "--appendonly", "no", "--dir", self.dir, "--daemonize", "no", *self.args],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         deadline = time.time() + 15
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("redis-server exited: " + self.read_log()[-2000:])
             try:
-                r = Resp(self.port)
+                r = Resp(self.port, auth=self.auth)
                 try:
                     if r.command("PING") == "PONG":
                         return self
@@ -113,7 +119,7 @@ class RedisServer:
             return f.read()
 
     def client(self, db=0):
-        return Resp(self.port, db)
+        return Resp(self.port, db, auth=self.auth)
 
     def kill(self):
         """SIGKILL: Redis gone at once, as in a crash."""

@@ -1,10 +1,12 @@
-"""The KV view in Redis (--kv redis://host:port/db): written on the last leave
+"""The KV view in Redis (--kv redis://[[user]:password@]host:port/db): written on the last leave
 and only when behind, listed with the same cursors, shape and order as the
 SQLite view, rebuilt at startup when behind, and never replaced by an older
 version. Each test runs its own redis-server on a free port."""
 import asyncio
 import json
+import re
 import time
+from urllib.parse import quote
 
 from harness import TRACK, Client, Server, run
 from resp import RedisServer, view
@@ -200,9 +202,57 @@ async def test_startup_while_redis_is_down():
         redis.cleanup()
 
 
+async def test_credentials_from_the_url():
+    """AUTH from the URL's user information: a password alone (percent-encoded:
+    this one holds '@', ':' and '/'), or an ACL user and its password. A wrong
+    or missing password leaves the view unreachable (listings 503), and says
+    why; no log line of grooved's ever holds a password."""
+    secret = "p@ss:w/rd"
+    redis = RedisServer(args=["--requirepass", secret,
+                              "--user", "player", "on", ">pl4yer-pw", "~grooved:*", "+@all"],
+                        auth=(secret,))
+    servers = []
+    try:
+        redis.start()
+        r = redis.client(DB)
+        base = f"127.0.0.1:{redis.port}/{DB}"
+        for userinfo, shown in ((":" + quote(secret, safe=""), "redis://***@"),
+                                ("player:pl4yer-pw", "redis://player:***@")):
+            s = Server(args=["--kv", f"redis://{userinfo}@{base}"])
+            servers.append(s)
+            s.start()
+            sid = s.create({"name": f"as {shown}", "state": {"tracks": [TRACK]}})
+            await edit_and_leave(s, sid, [6])
+            value, _ = wait_view(r, sid)
+            assert json.loads(value)["state"]["tracks"][0]["steps"][6] is True
+            assert s.http("GET", "/api/sessions")[0] == 200
+            log = s.read_log()
+            assert shown + base in log, log
+            for word in (secret, quote(secret, safe=""), "pl4yer-pw"):
+                assert word not in log, f"{word!r} logged"
+
+        for userinfo, why in ((":wrong-pw", "WRONGPASS"), ("player:wrong-pw", "WRONGPASS"),
+                              (None, "NOAUTH")):
+            url = f"redis://{userinfo}@{base}" if userinfo else f"redis://{base}"
+            s = Server(args=["--kv", url])
+            servers.append(s)
+            s.start()  # an unreachable view does not stop startup
+            assert s.http("GET", "/api/sessions")[0] == 503
+            log = s.read_log()
+            assert re.search(r"kv_redis: redis://(player:)?\*{3}@|kv_redis: redis://127", log), log
+            assert why in log, log
+            assert "wrong-pw" not in log and secret not in log
+        r.close()
+    finally:
+        for s in servers:
+            s.cleanup()
+        redis.cleanup()
+
+
 def test_bad_redis_urls_stop_startup():
     for url in ("redis://", "redis://host:0/0", "redis://host:6379/x", "redis://a@b:1/0",
-                "memcached://x"):
+                "redis://:@b:1/0", "redis://u:hunter2%zz@b:1/0", "redis://u:hunter2%00@b:1/0",
+                "memcached://x", "rediss://u:hunter2@b:1/0"):
         s = Server(args=["--kv", url])
         try:
             try:
@@ -212,6 +262,7 @@ def test_bad_redis_urls_stop_startup():
             else:
                 raise AssertionError(f"{url} was accepted")
             assert s.proc.wait(10) == 1
+            assert "hunter2" not in s.read_log(), s.read_log()
         finally:
             s.cleanup()
 
@@ -221,4 +272,5 @@ if __name__ == "__main__":
          test_an_older_version_never_replaces_a_newer_one,
          test_listing_matches_the_sqlite_view_and_startup_rebuilds_it,
          test_startup_while_redis_is_down,
+         test_credentials_from_the_url,
          test_bad_redis_urls_stop_startup])

@@ -236,6 +236,32 @@ static void test_truncation_stays_valid(void **state)
     assert_int_equal(strlen(line), 199);
 }
 
+static void test_redact_url(void **state)
+{
+    (void)state;
+    static const char *const cases[][2] = {
+        {"redis://127.0.0.1:6379/3", "redis://127.0.0.1:6379/3"},
+        {"redis://:p%40ss@h:1/0", "redis://***@h:1/0"},
+        {"redis://player:pw@h:1/0", "redis://player:***@h:1/0"},
+        {"redis://a:b@c@h/0", "redis://a:***@h/0"},
+        {"redis://user@h", "redis://***@h"},
+        {"postgres://u:secret@h1:5432,h2:5432/db?sslmode=require",
+         "postgres://u:***@h1:5432,h2:5432/db?sslmode=require"},
+        {"postgres://h/db?user=u&password=secret&x=1", "postgres://h/db?user=u&password=***&x=1"},
+        {"postgres://h/db?Password=secret", "postgres://h/db?Password=***"},
+        {"sqlite", "sqlite"},
+        {"", ""},
+    };
+    char out[256];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        gd_log_redact_url(out, sizeof(out), cases[i][0]);
+        assert_string_equal(out, cases[i][1]);
+    }
+    gd_log_redact_url(out, 8, "redis://:secret@h/0"); /* short buffers stay terminated */
+    assert_int_equal(strlen(out), 7);
+    assert_null(strstr(out, "secret"));
+}
+
 static void test_random_bytes_always_json(void **state)
 {
     (void)state;
@@ -270,6 +296,7 @@ int main(void)
         cmocka_unit_test(test_usage_json),
         cmocka_unit_test(test_truncation_stays_valid),
         cmocka_unit_test(test_random_bytes_always_json),
+        cmocka_unit_test(test_redact_url),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
