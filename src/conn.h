@@ -165,7 +165,7 @@ struct gd_conn {
     char *resp_head; /* owned: status line and header fields */
     size_t resp_head_len, resp_head_off;
     const char *resp_type;
-    char resp_headers[160]; /* extra "Name: value\r\n" lines */
+    char resp_headers[256]; /* extra "Name: value\r\n" lines */
     bool resp_ready, headers_sent;
     bool dispatched; /* the current request has been routed (exactly once) */
 };

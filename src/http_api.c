@@ -622,6 +622,13 @@ static void cont_get(gd_conn *c, gd_session *s)
         etag_of(s, etag);
         gd_http_set_response(c, 200, mime_json, b.p, b.len);
         add_header(c, "etag:", etag);
+        /* For the page: a refused upgrade was for fullness only when the
+         * session is full (docs/PROTOCOL.md, "Full sessions"). */
+        char players[16], limit[16];
+        snprintf(players, sizeof(players), "%d", s->nplayers);
+        snprintf(limit, sizeof(limit), "%d", GD_MAX_PLAYERS);
+        add_header(c, "x-grooved-players:", players);
+        add_header(c, "x-grooved-player-limit:", limit);
         /* Never show state that is not yet durable. */
         gd_session_wait_durable(&srv->sessions, s, c, (int64_t)s->rec.opno, answer_when_durable);
     }

@@ -19,8 +19,9 @@
 // something, so a queued toggle can never flip someone else's edit back.
 //
 // Connection states: connecting → connected ⇄ reconnecting (live countdown);
-// full (the upgrade was refused while the session exists: see "Full
-// sessions" in docs/PROTOCOL.md); offline (session gone or closed for good).
+// full (the upgrade was refused and the session's REST read counts as many
+// players as its limit: see "Full sessions" in docs/PROTOCOL.md); offline
+// (session gone or closed for good).
 import { Engine, withDefaults } from './audio.js';
 import { soundName, FM_DEFAULTS, isFM } from './sounds.js';
 import { createUI } from './ui.js';
@@ -129,9 +130,10 @@ function connect() {
     if (e.code === 1000) { setConn('offline', 'Disconnected'); return; }
     if (was) ui.announce('Connection lost. Reconnecting.');
     // A refused upgrade (the 503 of a full session) reaches a browser only as
-    // a close before open. If the session can still be read over REST, the
-    // server is up and the session exists: the refusal was for fullness.
-    const full = e.code === 1013 || (!opened && !timedOut && await sessionExists());
+    // a close before open. The session's REST read says whether it is full
+    // (its player count against the limit); without those headers (another
+    // server), a session that can be read was refused for fullness.
+    const full = e.code === 1013 || (!opened && !timedOut && await sessionIsFull());
     if (sock !== ws && ws) return;
     if (full && S.conn !== 'full') ui.announce('This session is full: 10 players are already here.');
     if (full) S.conn = 'full';
@@ -140,10 +142,13 @@ function connect() {
   };
 }
 
-async function sessionExists() {
+async function sessionIsFull() {
   try {
     const r = await fetch(`/api/sessions/${S.id}`, { cache: 'no-store' });
     if (r.status === 404) { setConn('offline', 'Not found'); return false; }
+    const players = r.headers.get('x-grooved-players');
+    const limit = r.headers.get('x-grooved-player-limit');
+    if (r.ok && players !== null && limit !== null) return Number(players) >= Number(limit);
     return r.ok;
   } catch {
     return false;

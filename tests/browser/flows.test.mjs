@@ -1,10 +1,46 @@
 // Flows: publishing keeps you on your session and hands you a link you can
 // copy (with or without the clipboard API); remix works from any session and
 // the copy says where it came from; Clear and Delete can be undone; a
-// reconnect counts down and keeps your edits; a full session says so.
+// reconnect counts down and keeps your edits; a full session says so, and
+// an upgrade refused for another reason (a balancer's 503) is not called full.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer, connect } from 'node:net';
 import { setup, openPage, cell, head, addTrack, sessionId, restState, until, holdSlot, privateServer, DESKTOP } from './harness.mjs';
+
+// A stand-in for a balancer in front of the server: passes every
+// connection through, or, while `refuse` is set, answers WebSocket upgrades
+// itself with a 503 (as HAProxy does when no node can take one) and still
+// passes REST requests. `cut()` drops the connections it is carrying.
+async function refusingProxy(target) {
+  const carried = new Set();
+  const proxy = { refuse: false, port: 0 };
+  const srv = createServer((client) => {
+    let head = Buffer.alloc(0);
+    const onData = (d) => {
+      head = Buffer.concat([head, d]);
+      if (!head.includes('\r\n\r\n')) return;
+      client.off('data', onData);
+      if (proxy.refuse && /^upgrade:\s*websocket/im.test(head.toString('latin1'))) {
+        client.end('HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+        return;
+      }
+      const up = connect(target, '127.0.0.1', () => { up.write(head); client.pipe(up); up.pipe(client); });
+      carried.add(client);
+      carried.add(up);
+      const done = () => { carried.delete(client); carried.delete(up); client.destroy(); up.destroy(); };
+      up.on('error', done).on('close', done);
+      client.on('error', done).on('close', done);
+    };
+    client.on('data', onData);
+    client.on('error', () => client.destroy());
+  });
+  await new Promise((res) => srv.listen(0, '127.0.0.1', res));
+  proxy.port = srv.address().port;
+  proxy.cut = () => { for (const sock of carried) sock.destroy(); };
+  proxy.close = () => { proxy.cut(); srv.close(); };
+  return proxy;
+}
 
 let env;
 before(async () => { env = await setup(); });
@@ -211,5 +247,42 @@ describe('flows', { concurrency: true }, () => {
     for (const s of slots) s.destroy();
     await ctx.close();
     await a.closeAll();
+  });
+
+  test('an upgrade refused by something in front of the server (a balancer\'s 503) is a lost connection, not a full session', async () => {
+    const { browser, server } = env;
+    const proxy = await refusingProxy(server.port);
+    const ctx = await browser.newContext(DESKTOP);
+    try {
+      const a = await ctx.newPage();
+      await a.goto(`http://127.0.0.1:${proxy.port}/`);
+      await a.waitForSelector('#status[data-state=connected]', { timeout: 10000 });
+      await addTrack(a, 'kick');
+      // Every state the status takes from now on.
+      await a.evaluate(() => {
+        window.__states = [];
+        const el = document.querySelector('#status');
+        new MutationObserver(() => window.__states.push(el.dataset.state)).observe(el, { attributes: true, attributeFilter: ['data-state'] });
+      });
+      proxy.refuse = true;
+      proxy.cut();
+      await a.waitForSelector('#status[data-state=reconnecting]', { timeout: 5000 });
+      // Past the first retry (about 1 s): at least one upgrade was refused and
+      // the session read over REST in the meantime.
+      await a.waitForTimeout(2500);
+      const refusedSeen = await a.evaluate(() => window.__states.slice());
+      assert.ok(!refusedSeen.includes('full'), `never shown as full (${refusedSeen.join(' → ')})`);
+      assert.equal(await a.getAttribute('#status', 'data-state'), 'reconnecting');
+      assert.doesNotMatch(await a.textContent('#status'), /full/i);
+      await cell(a, 0, 4).click(); // an edit waits, it is not refused
+      await a.waitForFunction(() => /1 edit waiting/.test(document.querySelector('#status').textContent), null, { timeout: 2000 });
+      proxy.refuse = false;
+      if (await a.isVisible('#retry')) await a.click('#retry', { timeout: 3000 }).catch(() => {});
+      await a.waitForSelector('#status[data-state=connected]', { timeout: 15000 });
+      await until(async () => (await restState(server, sessionId(a))).state.tracks[0].steps[4], 5000);
+    } finally {
+      await ctx.close();
+      proxy.close();
+    }
   });
 });

@@ -69,12 +69,18 @@ async def test_eleventh_player_gets_503_and_unknown_sessions_404():
     s = Server().start()
     try:
         sid = s.create()
+        # The REST read counts the players against the limit (the page tells a
+        # full session from another refusal by it).
+        _, h, _ = s.http("GET", f"/api/sessions/{sid}")
+        assert (h["x-grooved-players"], h["x-grooved-player-limit"]) == ("0", "10"), h
         players = [await Client.join(s, sid) for _ in range(10)]
         try:
             await websockets.connect(s.ws_url(sid), open_timeout=10)
             raise AssertionError("11th connection must be refused")
         except websockets.exceptions.InvalidStatusCode as e:
             assert e.status_code == 503
+        _, h, _ = s.http("GET", f"/api/sessions/{sid}")
+        assert (h["x-grooved-players"], h["x-grooved-player-limit"]) == ("10", "10"), h
         try:
             await websockets.connect(s.ws_url("3f2504e0-4f89-41d3-9a0c-0305e82c3301"))
             raise AssertionError("unknown session must be refused")
