@@ -253,8 +253,8 @@ void gd_config_describe(const gd_config *cfg, char *out, size_t len)
     out[0] = '\0';
     for (size_t i = 0; i < nopts && used < len; i++) {
         const char *p = (const char *)cfg + opts[i].off;
-        char shown[512];
-        if (opts[i].type == T_STR && strstr(p, "://")) {
+        char shown[1100];
+        if (strcmp(opts[i].flag, "store") == 0 || strcmp(opts[i].flag, "kv") == 0) {
             gd_log_redact_url(shown, sizeof(shown), p);
             p = shown;
         }

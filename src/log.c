@@ -515,38 +515,49 @@ void gd_log_usage(FILE *out, const char *prog, const char *event, const char *ke
     emit(out, line, n);
 }
 
+/* True when the query key k[0..n) may name a password: it holds "pass"
+ * (password, sslpassword, ...) or a '%' escape that could spell one. */
+static bool secret_key(const char *k, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (k[i] == '%' || (i + 4 <= n && strncasecmp(k + i, "pass", 4) == 0)) return true;
+    return false;
+}
+
 void gd_log_redact_url(char *out, size_t cap, const char *url)
 {
     if (cap == 0) return;
-    const char *auth = strstr(url, "//");
-    const char *at = NULL;
-    if (auth) {
-        auth += 2;
-        for (const char *q = auth; *q && *q != '/' && *q != '?'; q++)
-            if (*q == '@') at = q;
-    }
+    /* The user information runs from after "//" (or the scheme's ':') to
+     * the last '@' anywhere: more than a URL parser would take when an '@'
+     * sits in a path or query, never less, so that a password holding a raw
+     * '/', '?' or '#', or a URL that does not parse, is still hidden. */
+    const char *start = strstr(url, "//");
+    start = start ? start + 2 : strchr(url, ':') ? strchr(url, ':') + 1 : url;
+    const char *at = strrchr(start, '@');
     char tmp[1024];
     if (at) {
-        const char *colon = memchr(auth, ':', (size_t)(at - auth));
-        int user_len = colon ? (int)(colon - auth) : 0;
-        snprintf(tmp, sizeof(tmp), "%.*s%.*s%s***%s", (int)(auth - url), url, user_len, auth,
-                 user_len ? ":" : "", at);
+        size_t user_len = strcspn(start, ":/?#@");
+        bool user = start[user_len] == ':' && start + user_len < at && user_len > 0;
+        snprintf(tmp, sizeof(tmp), "%.*s%.*s%s***%s", (int)(start - url), url,
+                 user ? (int)user_len : 0, start, user ? ":" : "", at);
     } else {
         snprintf(tmp, sizeof(tmp), "%s", url);
     }
-    /* A libpq URI may carry ?password=...: its value goes too. */
+    /* A libpq URI may carry ?password=... (or sslpassword=...): those values go too. */
     size_t k = 0;
     const char *query = strchr(tmp, '?');
     for (const char *q = tmp; *q && k + 1 < cap;) {
-        if (query && q > query && (q[-1] == '?' || q[-1] == '&') &&
-            strncasecmp(q, "password=", 9) == 0) {
-            for (int j = 0; j < 9 && k + 1 < cap; j++)
-                out[k++] = q[j];
-            for (const char *r = "***"; *r && k + 1 < cap; r++)
-                out[k++] = *r;
-            q += 9;
-            q += strcspn(q, "&");
-            continue;
+        if (query && q > query && (q[-1] == '?' || q[-1] == '&')) {
+            size_t key = strcspn(q, "=&");
+            if (q[key] == '=' && secret_key(q, key)) {
+                for (size_t j = 0; j <= key && k + 1 < cap; j++)
+                    out[k++] = q[j];
+                for (const char *r = "***"; *r && k + 1 < cap; r++)
+                    out[k++] = *r;
+                q += key + 1;
+                q += strcspn(q, "&");
+                continue;
+            }
         }
         out[k++] = *q++;
     }

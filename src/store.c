@@ -191,7 +191,9 @@ int gd_store_open(gd_store **out, const gd_store_config *cfg)
     *out = NULL;
     const gd_durable_ops *ops = gd_durable_find(cfg->store);
     if (!ops) {
-        gd_log(GD_LOG_ERROR, "store: unknown durable store '%s'", cfg->store);
+        char shown[1024];
+        gd_log_redact_url(shown, sizeof(shown), cfg->store);
+        gd_log(GD_LOG_ERROR, "store: unknown durable store '%s'", shown);
         return -EINVAL;
     }
     gd_store *st = calloc(1, sizeof(*st));

@@ -137,7 +137,7 @@ function connect() {
     if (sock !== ws && ws) return;
     if (full && S.conn !== 'full') ui.announce('This session is full: 10 players are already here.');
     if (full) S.conn = 'full';
-    else if (S.conn === 'full') S.conn = 'reconnecting';
+    else if (S.conn === 'full') { S.conn = 'reconnecting'; attempts = 0; } // a place freed: retry soon
     scheduleReconnect(full);
   };
 }
@@ -246,10 +246,11 @@ function requestSnapshot() {
 
 function clockSync() { if (connected) send({ type: 'clock_sync_request', clientTime: Date.now() }, false); }
 
-// The pointer goes out at most every 50 ms (the reference client's rate)
-// and its last position always does: the first move after a send opens a
-// 50 ms window, and the position at its end goes out then, or earlier,
-// just before the next other message this page sends, in the same task. A
+// The pointer goes out at most once per 50 ms window (the reference
+// client's rate) and its last position always does: the first move after a
+// send opens a window, and the position at its end goes out then, or
+// earlier, just before the next other message this page sends (a click's
+// toggle), in the same task; so a burst of clicks can send one per click. A
 // WebSocket's first send in a task costs the main thread about 0.2–0.3 ms,
 // a second one right after it almost nothing, so a click that follows a
 // move pays for one send, not two. `positionOf` reads the layout only when
@@ -261,7 +262,8 @@ function flushCursor() {
   cursorTimer = 0;
   const positionOf = cursorPending;
   cursorPending = null;
-  const position = connected && positionOf?.();
+  let position = null;
+  try { position = connected && positionOf?.(); } catch { return; } // never in the way of the edit it precedes
   if (!position) return;
   send({ type: 'cursor_move', position }, false);
 }

@@ -14,14 +14,16 @@ import { setup, openPage, cell, head, addTrack, sessionId, restState, until, hol
 // passes REST requests. `cut()` drops the connections it is carrying.
 async function refusingProxy(target) {
   const carried = new Set();
-  const proxy = { refuse: false, port: 0 };
+  const proxy = { refuse: false, refused: 0, port: 0 };
   const srv = createServer((client) => {
     let head = Buffer.alloc(0);
     const onData = (d) => {
       head = Buffer.concat([head, d]);
       if (!head.includes('\r\n\r\n')) return;
       client.off('data', onData);
+      client.pause(); // until piped: nothing after the head is lost
       if (proxy.refuse && /^upgrade:\s*websocket/im.test(head.toString('latin1'))) {
+        proxy.refused += 1;
         client.end('HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
         return;
       }
@@ -267,9 +269,11 @@ describe('flows', { concurrency: true }, () => {
       proxy.refuse = true;
       proxy.cut();
       await a.waitForSelector('#status[data-state=reconnecting]', { timeout: 5000 });
-      // Past the first retry (about 1 s): at least one upgrade was refused and
-      // the session read over REST in the meantime.
-      await a.waitForTimeout(2500);
+      // Two refused upgrades: the page reads the session over REST after a
+      // refusal before it schedules the next attempt, so by the second the
+      // first refusal has been judged (however slow the machine).
+      await until(() => proxy.refused >= 2, 20000);
+      await a.waitForTimeout(200);
       const refusedSeen = await a.evaluate(() => window.__states.slice());
       assert.ok(!refusedSeen.includes('full'), `never shown as full (${refusedSeen.join(' → ')})`);
       assert.equal(await a.getAttribute('#status', 'data-state'), 'reconnecting');

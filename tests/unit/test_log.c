@@ -249,6 +249,19 @@ static void test_redact_url(void **state)
          "postgres://u:***@h1:5432,h2:5432/db?sslmode=require"},
         {"postgres://h/db?user=u&password=secret&x=1", "postgres://h/db?user=u&password=***&x=1"},
         {"postgres://h/db?Password=secret", "postgres://h/db?Password=***"},
+        {"postgres://h/db?sslpassword=secret&a=1", "postgres://h/db?sslpassword=***&a=1"},
+        {"postgres://h/db?pass%77ord=secret", "postgres://h/db?pass%77ord=***"},
+        /* A password with a raw '?', '/' or '#', or a URL that does not parse: hidden all the same.
+         */
+        {"redis://:pa?ss@h:1/0", "redis://***@h:1/0"},
+        {"redis://u:p/w@h:1/0", "redis://u:***@h:1/0"},
+        {"redis://u:p#w@h:1/0", "redis://u:***@h:1/0"},
+        {"redis://u?x:pw@h/0", "redis://***@h/0"},
+        {"redis://@#&:x?]?]@h", "redis://***@h"},
+        {"rediss://u:secret@h", "rediss://u:***@h"},
+        {"redis:secret@h", "redis:***@h"},
+        {"postgress://u:secret@h/db", "postgress://u:***@h/db"},
+        {"postgres://u:p@[::1]:5432/db?application_name=a@b", "postgres://u:***@b"},
         {"sqlite", "sqlite"},
         {"", ""},
     };
