@@ -231,7 +231,22 @@ static redisReply *command(kv_redis *r, const char *what, int argc, const char *
     return rep;
 }
 
-/* Connects when down and due: SELECT db, SCRIPT LOAD every script.
+/* A command whose answer must be a status (+OK): 0, or -EIO after marking
+ * the connection down with the error's text. */
+static int status_command(kv_redis *r, const char *what, int argc, const char **argv)
+{
+    redisReply *rep = command(r, what, argc, argv, NULL);
+    if (!rep) return -EIO;
+    bool ok = rep->type == REDIS_REPLY_STATUS;
+    char why[160];
+    snprintf(why, sizeof(why), "%s", rep->type == REDIS_REPLY_ERROR ? rep->str : "?");
+    freeReplyObject(rep);
+    if (ok) return 0;
+    mark_down(r, what, why);
+    return -EIO;
+}
+
+/* Connects when down and due: AUTH, SELECT db, SCRIPT LOAD every script.
  * 0 when connected, -EIO otherwise (without waiting when not due). */
 static int ensure_connected(kv_redis *r)
 {
@@ -252,31 +267,13 @@ static int ensure_connected(kv_redis *r)
         int argc = 1;
         if (r->user[0]) argv[argc++] = r->user;
         argv[argc++] = r->pass;
-        redisReply *rep = command(r, "auth", argc, argv, NULL);
-        if (!rep) return -EIO;
-        bool ok = rep->type == REDIS_REPLY_STATUS;
-        char why[160];
-        snprintf(why, sizeof(why), "%s", rep->type == REDIS_REPLY_ERROR ? rep->str : "?");
-        freeReplyObject(rep);
-        if (!ok) {
-            mark_down(r, "auth", why);
-            return -EIO;
-        }
+        if (status_command(r, "auth", argc, argv) != 0) return -EIO;
     }
     if (r->db != 0) {
         char db[16];
         snprintf(db, sizeof(db), "%d", r->db);
         const char *argv[] = {"SELECT", db};
-        redisReply *rep = command(r, "select", 2, argv, NULL);
-        if (!rep) return -EIO;
-        bool ok = rep->type == REDIS_REPLY_STATUS;
-        char why[160];
-        snprintf(why, sizeof(why), "%s", rep->type == REDIS_REPLY_ERROR ? rep->str : "?");
-        freeReplyObject(rep);
-        if (!ok) {
-            mark_down(r, "select", why);
-            return -EIO;
-        }
+        if (status_command(r, "select", 2, argv) != 0) return -EIO;
     }
     for (int i = 0; i < NSCRIPTS; i++) {
         const char *argv[] = {"SCRIPT", "LOAD", scripts[i]};
