@@ -174,7 +174,9 @@ describe('flows', { concurrency: true }, () => {
       if (m && Number(m[1]) !== seen.at(-1)) seen.push(Number(m[1]));
       await a.waitForTimeout(150);
     }
-    assert.ok(seen.some((n, i) => i > 0 && n === seen[i - 1] - 1), `the countdown ticks: ${seen}`);
+    // Down from one reading to the next (on a loaded machine a reading can
+    // miss a second, or fall after the next attempt has restarted the count).
+    assert.ok(seen.some((n, i) => i > 0 && n < seen[i - 1]), `the countdown ticks: ${seen}`);
     await server.start();
     await a.click('#retry', { timeout: 1000 }).catch(() => {}); // unless it reconnected first
     await a.waitForSelector('#status[data-state=connected]', { timeout: 10000 });

@@ -69,14 +69,18 @@ async def test_drain_answers_503_on_healthz_and_goes_on_serving():
             assert e.rcvd is not None and e.rcvd.code == 1012, e
         assert time.monotonic() - t0 >= 2.5, "closed before the drain ended"
         assert s.proc.wait(20) == 0, s.read_log()[-2000:]
-        # A second signal ends a drain at once.
+        # A second signal ends a drain at once: a 60 s drain, over well within
+        # that however loaded the machine is.
+        args = s.args
+        s.args = [("60" if k and args[k - 1] == "--drain-seconds" else a) for k, a in enumerate(args)]
         s.start()
         t0 = time.monotonic()
         s.proc.send_signal(signal.SIGTERM)
-        s.wait_log("draining for 3 s")
+        s.wait_log("draining for 60 s")
         s.proc.send_signal(signal.SIGINT)
-        assert s.proc.wait(20) == 0
-        assert time.monotonic() - t0 < 2.5, "the second signal did not end the drain"
+        assert s.proc.wait(40) == 0
+        assert time.monotonic() - t0 < 30, "the second signal did not end the drain"
+        s.args = args
         s.start()
         _, _, again = s.http("GET", f"/api/sessions/{sid}")
         assert again["state"]["tracks"][0]["steps"][3] is True
