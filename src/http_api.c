@@ -163,34 +163,6 @@ static int method_of(const char *m)
     return M_OTHER;
 }
 
-static int hexval(char c)
-{
-    return c >= '0' && c <= '9'   ? c - '0'
-           : c >= 'a' && c <= 'f' ? c - 'a' + 10
-           : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                  : -1;
-}
-
-/* Copies p[0..n) into out with %XX escapes decoded. False when it does not
- * fit or an escape is malformed or decodes to a control character. */
-bool gd_http_decode_path(const char *p, size_t n, char *out, size_t outlen)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        char ch = p[i];
-        if (ch == '%') {
-            int hi = i + 2 < n ? hexval(p[i + 1]) : -1, lo = i + 2 < n ? hexval(p[i + 2]) : -1;
-            if (hi < 0 || lo < 0) return false;
-            ch = (char)(hi * 16 + lo);
-            i += 2;
-        }
-        if ((unsigned char)ch < 0x20 || ch == 0x7f || o + 1 >= outlen) return false;
-        out[o++] = ch;
-    }
-    out[o] = '\0';
-    return true;
-}
-
 /* The value of query argument `name` (decoded into buf), or NULL. */
 static const char *query_arg(const gd_conn *c, const char *name, char *buf, size_t len)
 {
@@ -198,8 +170,8 @@ static const char *query_arg(const gd_conn *c, const char *name, char *buf, size
     for (const char *p = c->query; *p;) {
         const char *amp = strchr(p, '&'), *end = amp ? amp : p + strlen(p);
         if ((size_t)(end - p) > nl && strncmp(p, name, nl) == 0 && p[nl] == '=')
-            return gd_http_decode_path(p + nl + 1, (size_t)(end - p) - nl - 1, buf, len) ? buf
-                                                                                         : "\x01";
+            return gd_percent_decode(p + nl + 1, (size_t)(end - p) - nl - 1, buf, len) ? buf
+                                                                                       : "\x01";
         p = amp ? amp + 1 : end;
     }
     return NULL;
@@ -257,11 +229,11 @@ long long gd_http_begin(gd_server *srv, gd_conn *c, const gd_reqhead *h)
     free(xff);
     gd_addr_format(&c->client, c->peer, sizeof(c->peer));
 
-    if (!gd_http_decode_path(h->target.p, plen, c->path, sizeof(c->path))) {
+    if (!gd_percent_decode(h->target.p, plen, c->path, sizeof(c->path))) {
         /* Too long for any API route, or malformed. A long path may still
          * name a file of the web root: static.c decodes it again. */
         char *all = malloc(plen + 1);
-        bool malformed = !all || !gd_http_decode_path(h->target.p, plen, all, plen + 1);
+        bool malformed = !all || !gd_percent_decode(h->target.p, plen, all, plen + 1);
         free(all);
         bool long_file = !malformed && (c->method == M_GET || c->method == M_HEAD) &&
                          strncmp(h->target.p, "/api/", 5) != 0;

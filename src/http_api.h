@@ -37,9 +37,6 @@ bool gd_http_sending(const gd_conn *c);
 void gd_http_finish(gd_conn *c);
 /* "Not Found" for 404, ... */
 const char *gd_http_status_text(int status);
-/* Copies a request path with %XX escapes decoded; false when it does not
- * fit or an escape is malformed or decodes to a control character. */
-bool gd_http_decode_path(const char *p, size_t n, char *out, size_t outlen);
 
 /* Sets c's response (body copied; NUL-terminated text) without sending it. */
 

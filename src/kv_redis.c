@@ -24,7 +24,8 @@
  * listing reads each value's name and track count (kv.c); ids are
  * lower-case UUIDs, so keys and members need no escaping.
  *
- * Credentials come from the URL's user information (percent-decoded): AUTH
+ * Credentials come from the URL's user information (percent-decoded, no
+ * control characters): AUTH
  * with the password, or with user and password for a Redis 6+ ACL user,
  * first on every connection. Log lines carry the URL with the password
  * replaced by "***"; the password is wiped when the view closes.
@@ -46,6 +47,7 @@
 
 #include "idset.h"
 #include "log.h"
+#include "reqhead.h"
 
 enum {
     CONNECT_MS = 300,
@@ -116,35 +118,6 @@ static struct timeval ms_tv(int ms)
     return tv;
 }
 
-static int hex_digit(char ch)
-{
-    return ch >= '0' && ch <= '9'   ? ch - '0'
-           : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-           : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
-                                    : -1;
-}
-
-/* Percent-decodes src[0..n) into out (cap bytes, NUL-terminated); -EINVAL
- * for a bad escape, a NUL or no room. */
-static int decode_part(char *out, size_t cap, const char *src, size_t n)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        int ch = (unsigned char)src[i];
-        if (ch == '%') {
-            int hi = i + 2 < n ? hex_digit(src[i + 1]) : -1;
-            int lo = i + 2 < n ? hex_digit(src[i + 2]) : -1;
-            if (hi < 0 || lo < 0) return -EINVAL;
-            ch = hi << 4 | lo;
-            i += 2;
-        }
-        if (ch == 0 || k + 1 >= cap) return -EINVAL;
-        out[k++] = (char)ch;
-    }
-    out[k] = '\0';
-    return 0;
-}
-
 /* redis://[[user]:password@]host[:port][/db] with host a name, an IPv4
  * address or [IPv6]. */
 static int parse_url(kv_redis *r, const char *url)
@@ -161,8 +134,8 @@ static int parse_url(kv_redis *r, const char *url)
         /* user:password or :password; a bare word is refused (user or password?). */
         const char *colon = memchr(p, ':', (size_t)(at - p));
         if (!colon || colon + 1 == at) return -EINVAL;
-        if (decode_part(r->user, sizeof(r->user), p, (size_t)(colon - p)) != 0 ||
-            decode_part(r->pass, sizeof(r->pass), colon + 1, (size_t)(at - colon - 1)) != 0)
+        if (!gd_percent_decode(p, (size_t)(colon - p), r->user, sizeof(r->user)) ||
+            !gd_percent_decode(colon + 1, (size_t)(at - colon - 1), r->pass, sizeof(r->pass)))
             return -EINVAL;
         p = at + 1;
     }

@@ -531,8 +531,8 @@ void gd_log_redact_url(char *out, size_t cap, const char *url)
      * the last '@' anywhere: more than a URL parser would take when an '@'
      * sits in a path or query, never less, so that a password holding a raw
      * '/', '?' or '#', or a URL that does not parse, is still hidden. */
-    const char *start = strstr(url, "//");
-    start = start ? start + 2 : strchr(url, ':') ? strchr(url, ':') + 1 : url;
+    const char *slashes = strstr(url, "//"), *colon = strchr(url, ':');
+    const char *start = slashes ? slashes + 2 : colon ? colon + 1 : url;
     const char *at = strrchr(start, '@');
     char tmp[1024];
     if (at) {

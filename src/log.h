@@ -71,9 +71,11 @@ void gd_log_usage(FILE *out, const char *prog, const char *event, const char *ke
                   ...) __attribute__((format(printf, 5, 6)));
 
 /*
- * A URL fit for a log line: whatever lies between "//" and the authority's
- * last '@' becomes "user:***" (or "***" when there is no user), so no
- * password is logged; anything else is copied. Any thread.
+ * A URL fit for a log line: whatever lies between "//" (or the scheme's
+ * ':') and the last '@' becomes "user:***" (or "***" when there is no
+ * plain user name), and query values whose key holds "pass" or an escape
+ * become "***"; it hides more than a URL parser would take, never less.
+ * Anything else is copied. Any thread.
  */
 void gd_log_redact_url(char *out, size_t cap, const char *url);
 

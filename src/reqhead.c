@@ -178,3 +178,29 @@ int gd_reqhead_parse(const char *buf, size_t len, size_t max_head, gd_reqhead *h
     if (has_te) return fail(h, 501, "Transfer-Encoding not supported");
     return 0;
 }
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+bool gd_percent_decode(const char *p, size_t n, char *out, size_t outlen)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = p[i];
+        if (ch == '%') {
+            int hi = i + 2 < n ? hexval(p[i + 1]) : -1, lo = i + 2 < n ? hexval(p[i + 2]) : -1;
+            if (hi < 0 || lo < 0) return false;
+            ch = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        if ((unsigned char)ch < 0x20 || ch == 0x7f || o + 1 >= outlen) return false;
+        out[o++] = ch;
+    }
+    out[o] = '\0';
+    return true;
+}

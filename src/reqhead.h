@@ -16,7 +16,8 @@
  *
  * Lines may end in CRLF or a bare LF; empty lines before the request line
  * are skipped (RFC 9112 §2.2). Free-standing, any thread; the result points
- * into the caller's buffer.
+ * into the caller's buffer. Also the one percent-decoder (request targets,
+ * query values, the Redis URL's user information).
  */
 #ifndef GD_REQHEAD_H
 #define GD_REQHEAD_H
@@ -58,5 +59,11 @@ int gd_reqhead_parse(const char *buf, size_t len, size_t max_head, gd_reqhead *h
 
 /* Case-insensitive: does the comma-separated list `v` contain `token`? */
 bool gd_reqhead_list_has(gd_span v, const char *token);
+
+/* Copies p[0..n) into out (outlen bytes, NUL-terminated) with %XX escapes
+ * decoded: a request path, a query value, a URL's user information. False
+ * when it does not fit or an escape is malformed or decodes to a control
+ * character. */
+bool gd_percent_decode(const char *p, size_t n, char *out, size_t outlen);
 
 #endif

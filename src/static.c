@@ -39,6 +39,7 @@
 
 #include "http_api.h"
 #include "log.h"
+#include "reqhead.h"
 #include "server.h"
 #include "webfile.h"
 
@@ -632,7 +633,7 @@ int gd_static_serve(gd_static *st, gd_conn *c, bool head)
     const gd_reqhead *h = c->req;
     const char *q = memchr(h->target.p, '?', h->target.len);
     size_t plen = q ? (size_t)(q - h->target.p) : h->target.len;
-    if (!gd_http_decode_path(h->target.p, plen, r->uri, sizeof(r->uri))) {
+    if (!gd_percent_decode(h->target.p, plen, r->uri, sizeof(r->uri))) {
         set_error(r, 414, too_long_body);
         gd_server_want_write(c);
         return 0;

@@ -492,7 +492,6 @@ async function createCopy(kind) {
 // The interface the view calls. Every method checks editability itself.
 const actions = {
   editable,
-  isConnected: () => connected,
   retryNow,
   toggleStep: (t, i) => setStep(t, i, !t.steps[i]),
   setStep,

@@ -116,12 +116,29 @@ static void test_malformed_heads(void **state)
     expect_status(many, 431);
 }
 
+static void test_percent_decode(void **state)
+{
+    (void)state;
+    char out[16];
+    assert_true(gd_percent_decode("p%40ss%3aw%2Frd", 15, out, sizeof(out)));
+    assert_string_equal(out, "p@ss:w/rd");
+    assert_true(gd_percent_decode("abc", 2, out, sizeof(out))); /* only n bytes */
+    assert_string_equal(out, "ab");
+    assert_false(gd_percent_decode("%4", 2, out, sizeof(out)));    /* short escape */
+    assert_false(gd_percent_decode("%zz", 3, out, sizeof(out)));   /* not hex */
+    assert_false(gd_percent_decode("a%00b", 5, out, sizeof(out))); /* NUL */
+    assert_false(gd_percent_decode("a%0Ab", 5, out, sizeof(out))); /* control character */
+    assert_false(gd_percent_decode("a\x7f", 2, out, sizeof(out))); /* DEL, raw */
+    assert_false(gd_percent_decode("0123456789abcdef", 16, out, sizeof(out))); /* no room for NUL */
+    assert_true(gd_percent_decode("0123456789abcde", 15, out, sizeof(out)));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_simple_get),       cmocka_unit_test(test_incomplete_and_too_large),
         cmocka_unit_test(test_websocket_fields), cmocka_unit_test(test_content_length_rules),
-        cmocka_unit_test(test_malformed_heads),
+        cmocka_unit_test(test_malformed_heads),  cmocka_unit_test(test_percent_decode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
